@@ -1,0 +1,1 @@
+"""The audit engine: a library with no web code."""

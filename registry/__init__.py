@@ -1,0 +1,75 @@
+"""The algorithm filing and audit registry (人工智能审批算法备案库): the Flask application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy.engine import Engine
+
+from registry import config as config_module
+from registry.db import make_engine
+from registry.storage.files import LocalContentStore
+
+
+@dataclass
+class RegistryState:
+    """What the app holds for the domain code: the database engine and the content store."""
+
+    engine: Engine
+    content: LocalContentStore
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application: defaults, then the environment, then ``config`` (tests), then extensions and routes.
+
+    No migrations, network calls or waiting here: ``registry serve`` and ``registry db upgrade`` do those.
+    """
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(config_module.DEFAULTS)
+    app.config.from_mapping(config_module.from_environment())
+    if config:
+        app.config.from_mapping(config)
+
+    instance = Path(app.config["INSTANCE_PATH"] or config_module.default_instance_path()).resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    app.config["INSTANCE_PATH"] = str(instance)
+    app.instance_path = str(instance)
+    app.config["DATABASE_URL"] = config_module.database_url(instance, app.config["DATABASE_URL"])
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = config_module.instance_secret_key(instance)
+    # Uploads are limited per kind in the services; this caps any request body (the model limit plus form overhead).
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_MODEL_BYTES"]) + 1024 * 1024
+
+    app.extensions["registry"] = RegistryState(
+        engine=make_engine(app.config["DATABASE_URL"]),
+        content=LocalContentStore(instance / "files"),
+    )
+
+    from registry import access, i18n, meta, problems, request_db, security_headers
+    from registry.accounts import api as accounts_api
+    from registry.accounts import views as accounts_views
+    from registry.filings import api as filings_api
+    from registry.filings import views as filings_views
+    from registry.web import csrf, render_error
+    from registry.web import views as home_views
+
+    request_db.init_app(app)
+    access.init_app(app)
+    i18n.init_app(app)
+    csrf.init_app(app)
+    security_headers.init_app(app)
+    problems.register(app, render_error)
+    for blueprint in (
+        meta.bp,
+        accounts_api.bp,
+        filings_api.bp,
+        home_views.bp,
+        accounts_views.bp,
+        filings_views.bp,
+    ):
+        app.register_blueprint(blueprint)
+    for blueprint in (meta.bp, accounts_api.bp, filings_api.bp):
+        csrf.exempt(blueprint)  # bearer-token API: no cookie authorises it (see registry.access)
+    return app

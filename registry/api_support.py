@@ -1,0 +1,106 @@
+"""Small helpers the REST handlers share: reading a JSON body, Idempotency-Key replay, JSON answers."""
+
+from __future__ import annotations
+
+import json as stdjson
+from collections.abc import Callable
+
+from flask import Response, current_app, json, request
+
+from registry import idempotency
+from registry.access import current_actor
+from registry.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from registry.request_db import db
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def json_body(*, allowed: frozenset[str] | None = None) -> dict:
+    """The request's JSON object. Raises UnsupportedMediaType, PayloadTooLarge, BadRequest (malformed) or
+    Unprocessable (not an object, or a top-level member not in ``allowed``)."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json.", code="json_required")
+    limit = int(current_app.config["MAX_DOCUMENT_BYTES"])
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"A JSON body may have at most {limit} bytes.", code="body_too_large")
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"A JSON body may have at most {limit} bytes.", code="body_too_large")
+    try:
+        body = stdjson.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except RecursionError:
+        raise BadRequest("The JSON body is nested too deeply.", code="malformed_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
+    if not isinstance(body, dict):
+        raise Unprocessable("The body must be a JSON object.", code="object_required", pointer="")
+    if allowed is not None:
+        for name in sorted(set(body) - allowed):
+            raise Unprocessable(
+                f"Unknown field {name!r}.",
+                code="unknown_field",
+                pointer="/" + name.replace("~", "~0").replace("/", "~1"),
+            )
+    return body
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def idempotent(work: Callable[[], tuple[int, dict]], *, location: Callable[[dict], str] | None = None) -> Response:
+    """Run ``work`` (which returns status and body) once per Idempotency-Key, and commit.
+
+    A retry with the same key and the same request gets the first answer again (``Idempotent-Replayed: true``);
+    the same key with a different request is refused (422). Without the header, the work simply runs.
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    actor = current_actor()
+    session = db()
+    headers: dict[str, str] = {}
+    if key is None:
+        status, body = work()
+        session.commit()
+    else:
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            raise BadRequest("An Idempotency-Key has 1 to 255 printable characters.", code="bad_idempotency_key")
+        operation = f"{request.method} {request.path}"
+        fingerprint = idempotency.fingerprint(operation, request.get_data(cache=True))
+        record = idempotency.find(
+            session=session, user_id=actor.user_id, key=key, operation=operation, request_sha256=fingerprint
+        )
+        if record is not None:
+            status, body = record.status_code, record.response
+            headers["Idempotent-Replayed"] = "true"
+        else:
+            status, body = work()
+            idempotency.remember(
+                session=session,
+                user_id=actor.user_id,
+                key=key,
+                operation=operation,
+                request_sha256=fingerprint,
+                status_code=status,
+                response=body,
+            )
+            session.commit()
+    if location is not None and status == 201:
+        headers["Location"] = location(body)
+    return json_response(body, status, headers)
+
+
+def int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Unprocessable(f"{name} must be an integer.", code="bad_query", pointer=f"/query/{name}") from None

@@ -1,0 +1,1 @@
+"""Cities (GB/T 2260 administrative divisions) that file algorithms."""

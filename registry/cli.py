@@ -1,0 +1,160 @@
+"""The `registry` command: serve, db upgrade, users create, tokens create, demo load."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+import click
+
+from registry import create_app
+from registry.db import transaction
+
+
+def _app(demo: bool = False):
+    return create_app({"DEMO": True} if demo else None)
+
+
+@click.group(help="The algorithm filing and audit registry (人工智能审批算法备案库).")
+def main() -> None:
+    pass
+
+
+@main.command()
+@click.option(
+    "--demo", is_flag=True, help="Seed the Henan demo province and its demo accounts (password: demo-password)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(demo: bool, host: str, port: int) -> None:
+    """Run the registry with its built-in server (use gunicorn at scale; see the README)."""
+    from registry import demo as demo_data
+    from registry import migrations
+
+    app = _app(demo)
+    engine = app.extensions["registry"].engine
+    if app.config["MIGRATIONS_ON_START"] == "upgrade":
+        migrations.upgrade(engine)
+    else:
+        pending = migrations.pending(engine)
+        if pending:
+            raise click.ClickException(
+                f"The database needs {len(pending)} migration(s); run `registry db upgrade` first."
+            )
+    if demo:
+        with transaction(engine) as session:
+            created = demo_data.load(session=session, content=app.extensions["registry"].content)
+        click.echo(
+            f"Demo data: {created}. Log in as zhengzhou, luoyang, reviewer1, reviewer2 or admin with 'demo-password'."
+        )
+    from werkzeug.serving import run_simple
+
+    click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from registry import migrations
+
+    app = _app()
+    migrations.upgrade(app.extensions["registry"].engine, revision)
+    click.echo(f"Database at {migrations.current(app.extensions['registry'].engine)}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree (alembic check)."""
+    from registry import migrations
+
+    app = _app()
+    migrations.check(app.extensions["registry"].engine)
+    click.echo("Models and migrations agree.")
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["city", "reviewer", "admin"]), required=True)
+@click.option("--city", "city_code", help="GB/T 2260 code of the city (city teams only)")
+@click.option("--display-name")
+@click.option("--email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+def users_create(username, role, city_code, display_name, email, password_stdin) -> None:
+    """Create an account. The password is prompted for (or read from stdin), never taken on the command line."""
+    from registry.accounts import service as accounts
+    from registry.errors import DomainError
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
+    app = _app()
+    try:
+        with transaction(app.extensions["registry"].engine) as session:
+            user = accounts.create_user(
+                session=session,
+                username=username,
+                password=password,
+                role=role,
+                city_code=city_code,
+                display_name=display_name,
+                email=email,
+            )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created {user.role} account {user.username}.")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--user", "username", required=True)
+@click.option("--label", default="")
+def tokens_create(username: str, label: str) -> None:
+    """Make an API token for USER; the token is printed once, as the last word of the last line."""
+    from registry.accounts import service as accounts
+    from registry.errors import DomainError
+
+    app = _app()
+    try:
+        with transaction(app.extensions["registry"].engine) as session:
+            user = accounts.get_user_by_name(session=session, username=username)
+            token, record = accounts.create_token(session=session, user=user, label=label)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Token {record.prefix}… for {username} (keep it secret; it is not shown again):")
+    click.echo(token)
+
+
+@main.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("load")
+def demo_load() -> None:
+    """Seed the Henan demo province, its accounts and filings in every state (idempotent)."""
+    from registry import demo as demo_data
+    from registry import migrations
+
+    app = _app(demo=True)
+    migrations.upgrade(app.extensions["registry"].engine)
+    with transaction(app.extensions["registry"].engine) as session:
+        created = demo_data.load(session=session, content=app.extensions["registry"].content)
+    click.echo(f"Demo data: {created}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

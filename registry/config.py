@@ -1,0 +1,85 @@
+"""Configuration: defaults, then environment variables, then a test override.
+
+Every setting can come from the environment (``REGISTRY_<NAME>``), so a deployment needs no file in the
+repository; ``DATABASE_URL`` is read as well, as most platforms set it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+DEFAULTS: dict[str, object] = {
+    # Where the SQLite database, stored files and generated keys live.
+    "INSTANCE_PATH": None,
+    "DATABASE_URL": None,  # None: a SQLite file in the instance folder
+    "SECRET_KEY": None,  # None: generated once into the instance folder (demo and development only)
+    # "upgrade": `serve` applies pending migrations at start; "check": refuses to start until `registry db upgrade`.
+    "MIGRATIONS_ON_START": "upgrade",
+    "MAX_MODEL_BYTES": 200 * MIB,
+    "MAX_DOCUMENT_BYTES": 2 * MIB,
+    "DEMO": False,
+    "SESSION_HOURS": 8,
+    "API_PAGE_SIZE": 50,
+    "BABEL_DEFAULT_LOCALE": "zh_CN",
+    "LANGUAGES": ("zh_CN", "en"),
+    "PROVINCE_ABBREVIATION": "豫",
+    "PROVINCE_CODE": "410000",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+}
+
+_INT_KEYS = {"MAX_MODEL_BYTES", "MAX_DOCUMENT_BYTES", "SESSION_HOURS", "API_PAGE_SIZE"}
+_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE"}
+
+
+def from_environment(environ: os._Environ | dict | None = None) -> dict[str, object]:
+    """Read ``REGISTRY_*`` variables (and ``DATABASE_URL``) into configuration keys."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith("REGISTRY_"):
+            continue
+        key = name.removeprefix("REGISTRY_")
+        if key in _INT_KEYS:
+            found[key] = int(raw)
+        elif key in _BOOL_KEYS:
+            found[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        elif key == "INSTANCE":
+            found["INSTANCE_PATH"] = raw
+        else:
+            found[key] = raw
+    if environ.get("DATABASE_URL") and "DATABASE_URL" not in found:
+        found["DATABASE_URL"] = environ["DATABASE_URL"]
+    return found
+
+
+def default_instance_path() -> Path:
+    return Path.cwd() / "instance"
+
+
+def database_url(instance_path: Path, configured: object) -> str:
+    if configured:
+        url = str(configured)
+        # Platforms hand out postgres://; SQLAlchemy wants an explicit driver.
+        if url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+        elif url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+    return f"sqlite:///{instance_path / 'registry.sqlite3'}"
+
+
+def instance_secret_key(instance_path: Path) -> str:
+    """The secret key kept in the instance folder, made on first use (mode 0600)."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()

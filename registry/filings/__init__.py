@@ -1,0 +1,1 @@
+"""Filings: what a city team files, and the lifecycle it goes through."""

@@ -1,0 +1,361 @@
+"""The OpenAPI 3.1 document of /api/v1. Request and document bodies refer to the published JSON Schemas.
+
+Written as data rather than generated from docstrings: the API is small, the schemas already exist as JSON
+Schema 2020-12 (which OpenAPI 3.1 uses as is), and tests/test_openapi.py checks that every API route is
+described here and every path described here exists.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+import schemas as schema_files
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _schema_ref(name: str) -> dict:
+    return {"$ref": f"/schemas/{name}.json"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    *,
+    tags: list[str],
+    responses: dict,
+    security: bool = True,
+    body: dict | None = None,
+    parameters: list | None = None,
+    idempotent: bool = False,
+) -> dict:
+    op: dict = {"summary": summary, "tags": tags, "responses": dict(responses)}
+    for status in ("400", "401", "403", "404", "409", "413", "415", "422"):
+        op["responses"].setdefault(status, PROBLEM)
+    if not security:
+        op["security"] = []
+        for status in ("401", "403", "409", "413", "415"):
+            op["responses"].pop(status, None)
+    params = list(parameters or [])
+    if idempotent:
+        params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+FILING_ID = {"name": "filing_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+REASON_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"reason": {"type": "string", "maxLength": 4000}},
+            }
+        }
+    },
+}
+
+
+def document(app: Flask) -> dict:
+    filing_ref = {"$ref": "#/components/schemas/Filing"}
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Algorithm filing and audit registry API (人工智能审批算法备案库)",
+            "version": "1.0.0",
+            "description": "City teams file algorithms; provincial reviewers review them. Errors are RFC 9457 "
+            "problem details (application/problem+json) naming each field by JSON Pointer.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/filings": {
+                "get": _op(
+                    "List the filings you may read",
+                    tags=["filings"],
+                    parameters=[
+                        {"name": "state", "in": "query", "schema": {"type": "string"}},
+                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "per_page",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                    ],
+                    responses={"200": _json({"$ref": "#/components/schemas/FilingPage"}, "A page of filings")},
+                ),
+                "post": _op(
+                    "File a new draft (city teams)",
+                    tags=["filings"],
+                    idempotent=True,
+                    body={"required": True, "content": {"application/json": {"schema": _schema_ref("filing")}}},
+                    responses={"201": _json(filing_ref, "The new draft")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}": {
+                "parameters": [FILING_ID],
+                "get": _op("Read a filing", tags=["filings"], responses={"200": _json(filing_ref, "The filing")}),
+                "patch": _op(
+                    "Replace the documents of a draft",
+                    tags=["filings"],
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "technical_document": {"type": "object"},
+                                        "test_report": {"type": "object"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    responses={"200": _json(filing_ref, "The updated draft")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}/attachments": {
+                "parameters": [FILING_ID],
+                "post": _op(
+                    "Upload the ONNX model (kind=model) or a PDF document (kind=document)",
+                    tags=["filings"],
+                    body={
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {
+                                        "kind": {"type": "string", "enum": ["model", "document"]},
+                                        "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    responses={"201": _json({"$ref": "#/components/schemas/Attachment"}, "The stored attachment")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}/submit": {
+                "parameters": [FILING_ID],
+                "post": _op(
+                    "Submit a complete draft",
+                    tags=["lifecycle"],
+                    idempotent=True,
+                    body=REASON_BODY,
+                    responses={"200": _json(filing_ref, "The submitted filing")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}/actions/{action}": {
+                "parameters": [
+                    FILING_ID,
+                    {
+                        "name": "action",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["submit", "resubmit", "withdraw", "start_review", "request_changes"],
+                        },
+                    },
+                ],
+                "post": _op(
+                    "Take a lifecycle step",
+                    tags=["lifecycle"],
+                    idempotent=True,
+                    body=REASON_BODY,
+                    responses={"200": _json(filing_ref, "The filing after the step")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}/history": {
+                "parameters": [FILING_ID],
+                "get": _op(
+                    "The filing's lifecycle trail",
+                    tags=["lifecycle"],
+                    responses={"200": _json({"$ref": "#/components/schemas/TransitionList"}, "Every transition")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}/comments": {
+                "parameters": [FILING_ID],
+                "get": _op(
+                    "The comment thread",
+                    tags=["comments"],
+                    responses={"200": _json({"$ref": "#/components/schemas/CommentList"}, "The thread")},
+                ),
+                "post": _op(
+                    "Write a comment",
+                    tags=["comments"],
+                    idempotent=True,
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["body"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "body": {"type": "string", "minLength": 1, "maxLength": 10000},
+                                        "reviewer_only": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    responses={"201": _json({"$ref": "#/components/schemas/Comment"}, "The comment")},
+                ),
+            },
+            "/api/v1/me": {
+                "get": _op(
+                    "Who the token belongs to",
+                    tags=["accounts"],
+                    responses={"200": _json({"type": "object"}, "The account")},
+                )
+            },
+            "/api/v1/tokens": {
+                "get": _op(
+                    "Your API tokens (never the secrets)",
+                    tags=["accounts"],
+                    responses={"200": _json({"type": "object"}, "The tokens")},
+                )
+            },
+            "/api/v1/tokens/{token_id}": {
+                "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "delete": _op(
+                    "Revoke one of your tokens",
+                    tags=["accounts"],
+                    responses={"200": _json({"type": "object"}, "The revoked token")},
+                ),
+            },
+            "/api/v1/cities": {
+                "get": _op(
+                    "The cities",
+                    tags=["public"],
+                    security=False,
+                    responses={"200": _json({"type": "object"}, "Cities")},
+                )
+            },
+            "/api/v1/lifecycle": {
+                "get": _op(
+                    "The lifecycle: states and transitions",
+                    tags=["public"],
+                    security=False,
+                    responses={"200": _json({"type": "object"}, "The lifecycle")},
+                )
+            },
+            "/api/v1/openapi.json": {
+                "get": _op(
+                    "This document",
+                    tags=["public"],
+                    security=False,
+                    responses={"200": _json({"type": "object"}, "OpenAPI")},
+                )
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token (rgt_…)"}},
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "A retried request with the same key returns the first answer and files nothing twice.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            },
+            "responses": {
+                "Problem": {
+                    "description": "An RFC 9457 problem",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+            },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["pointer", "detail"],
+                                "properties": {
+                                    "pointer": {"type": "string"},
+                                    "detail": {"type": "string"},
+                                    "detail_zh": {"type": "string"},
+                                    "keyword": {"type": "string"},
+                                },
+                            },
+                        },
+                        "current_state": {"type": "string"},
+                        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "Filing": {
+                    "type": "object",
+                    "required": ["id", "city_code", "state", "algorithm", "allowed_actions"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "city_code": {"type": "string"},
+                        "state": {"type": "string"},
+                        "algorithm": {"type": "object"},
+                        "scenario": {"type": ["string", "null"]},
+                        "risk_tier": {"type": ["string", "null"], "enum": ["I", "II", "III", "IV", None]},
+                        "risk_assessment": {"type": ["object", "null"]},
+                        "filing_number": {"type": ["string", "null"]},
+                        "supersedes_filing_id": {"type": ["integer", "null"]},
+                        "technical_document": {"type": "object"},
+                        "test_report": {"type": ["object", "null"]},
+                        "allowed_actions": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "FilingPage": {
+                    "type": "object",
+                    "required": ["items", "total", "page", "per_page"],
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Filing"}},
+                        "total": {"type": "integer"},
+                        "page": {"type": "integer"},
+                        "per_page": {"type": "integer"},
+                    },
+                },
+                "Attachment": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "kind": {"type": "string"},
+                        "sha256": {"type": "string"},
+                        "filename": {"type": "string"},
+                        "size": {"type": "integer"},
+                    },
+                },
+                "Comment": {"type": "object"},
+                "CommentList": {
+                    "type": "object",
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Comment"}}},
+                },
+                "TransitionList": {
+                    "type": "object",
+                    "properties": {"items": {"type": "array", "items": {"type": "object"}}},
+                },
+            },
+        },
+        "x-json-schemas": {name: f"/schemas/{name}.json" for name in schema_files.NAMES},
+    }
