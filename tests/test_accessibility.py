@@ -1,0 +1,274 @@
+"""Every page a person sees passes an automated accessibility check (axe-core) and works with the keyboard.
+
+The app is served for real (werkzeug in a thread) and driven by Debian's chromium through Playwright; no browser is
+downloaded. Without /usr/bin/chromium or Playwright these tests skip on a laptop and fail when CI=true.
+A full-page screenshot of every checked page lands in test-artifacts/screenshots/<name>-<lang>.png.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import PASSWORD, require_service
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+BLOCKING_IMPACTS = {"serious", "critical"}
+TD = "technical_document-"
+LANGS = ["zh", "en"]
+
+
+# --- the browser (one per module) and the served app (one per test) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        require_service(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_service("Playwright is not installed (pip install -e '.[test]')")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def base_url(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="registry-test-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def open_context(browser, base_url):
+    """``open_context(lang)`` → a fresh browser context on the served app, in Chinese (the default) or English."""
+    contexts = []
+
+    def make(lang: str = "zh"):
+        context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        if lang == "en":
+            context.add_cookies([{"name": "lang", "value": "en", "url": base_url}])
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def log_in(page, username: str) -> None:
+    """Through the real login form, as a person would."""
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert "/login" not in page.url, f"login as {username} failed"
+
+
+def check_page(page, name: str, lang: str) -> None:
+    """Save a screenshot, then run axe and fail on every serious or critical violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{lang}.png"), full_page=True)
+    expected_lang = "en" if lang == "en" else "zh-CN"
+    assert page.get_attribute("html", "lang") == expected_lang
+    results = Axe().run(page)
+    blocking = [v for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS]
+    if blocking:
+        lines = [f"{name} ({lang}, {page.url}): {len(blocking)} serious/critical accessibility violation(s)"]
+        for v in blocking:
+            lines.append(f"- {v['id']} [{v['impact']}]: {v['help']} ({v['helpUrl']})")
+            for node in v["nodes"]:
+                lines.append(f"    {' '.join(map(str, node['target']))}: {node.get('failureSummary', '')}".rstrip())
+                lines.append(f"      {node['html'][:300]}")
+        report = "\n".join(lines)
+        print(report)
+        pytest.fail(report, pytrace=False)
+
+
+# --- the pages ---------------------------------------------------------------------------------------------------
+
+
+def _home(page, filing_in):
+    page.goto("/")
+
+
+def _login(page, filing_in):
+    page.goto("/login")
+
+
+def _login_failed(page, filing_in):
+    page.goto("/login")
+    page.fill("#username", "zhengzhou")
+    page.fill("#password", "wrong-password")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert page.locator("#login-error").is_visible()
+
+
+def _filings(page, filing_in):
+    filing_in("changes_requested")
+    filing_in("draft")
+    log_in(page, "zhengzhou")
+    page.goto("/filings")
+    assert page.locator("main table tbody tr").count() == 2
+
+
+def _filings_new(page, filing_in):
+    log_in(page, "zhengzhou")
+    page.goto("/filings/new")
+
+
+def _filings_new_errors(page, filing_in):
+    log_in(page, "zhengzhou")
+    page.goto("/filings/new")
+    page.fill(f"#{TD}algorithm-name_zh", "养老金资格认定模型")
+    page.fill(f"#{TD}contacts-0-name", "李明")
+    page.fill(f"#{TD}contacts-0-email", "not-an-address")
+    with page.expect_navigation():
+        page.click("button[name=save]")
+    assert page.locator("#error-summary").is_visible()
+    assert page.locator(f"#{TD}contacts-0-email-error-1").is_visible()
+
+
+def _filing_as_city(page, filing_in):
+    filing_id = filing_in("changes_requested")
+    log_in(page, "zhengzhou")
+    page.goto(f"/filings/{filing_id}")
+    assert page.locator("#filing-state").is_visible()
+
+
+def _filing_as_reviewer(page, filing_in):
+    filing_id = filing_in("changes_requested")
+    log_in(page, "reviewer1")
+    page.goto(f"/filings/{filing_id}")
+    assert page.locator("#filing-state").is_visible()
+
+
+def _account(page, filing_in):
+    log_in(page, "zhengzhou")
+    page.goto("/account")
+
+
+def _not_found(page, filing_in):
+    filing_id = filing_in("changes_requested")  # Zhengzhou's: Luoyang may not see it
+    log_in(page, "luoyang")
+    response = page.goto(f"/filings/{filing_id}")
+    assert response is not None and response.status == 404
+
+
+PAGES: dict[str, Callable] = {
+    "home": _home,
+    "login": _login,
+    "login-failed": _login_failed,
+    "filings": _filings,
+    "filings-new": _filings_new,
+    "filings-new-errors": _filings_new_errors,
+    "filing-city": _filing_as_city,
+    "filing-reviewer": _filing_as_reviewer,
+    "account": _account,
+    "error-404": _not_found,
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_passes_axe(name, lang, open_context, filing_in):
+    page = open_context(lang).new_page()
+    PAGES[name](page, filing_in)
+    check_page(page, name, lang)
+
+
+# --- the keyboard ------------------------------------------------------------------------------------------------
+
+
+def _focused(page) -> dict:
+    return page.evaluate(
+        """() => {
+            const el = document.activeElement;
+            const style = getComputedStyle(el);
+            return {tag: el.tagName.toLowerCase(), id: el.id, cls: el.className,
+                    outline: style.outlineStyle, outlineWidth: style.outlineWidth};
+        }"""
+    )
+
+
+def _assert_focus_visible(focused: dict) -> None:
+    assert focused["outline"] != "none" and focused["outlineWidth"] != "0px", f"no visible focus on {focused}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_log_in_with_the_keyboard_only(lang, open_context):
+    page = open_context(lang).new_page()
+    page.goto("/login?next=/filings")
+
+    page.keyboard.press("Tab")
+    focused = _focused(page)
+    assert focused["tag"] == "a" and "skip-link" in focused["cls"], f"the first Tab stop is {focused}"
+    _assert_focus_visible(focused)
+    page.keyboard.press("Enter")
+    assert _focused(page)["id"] == "main", "the skip link does not move focus to main"
+
+    page.keyboard.press("Tab")
+    focused = _focused(page)
+    assert focused["id"] == "username", f"after the skip link, Tab reaches {focused}"
+    _assert_focus_visible(focused)
+    page.keyboard.type("zhengzhou")
+    page.keyboard.press("Tab")
+    focused = _focused(page)
+    assert focused["id"] == "password", f"after the user name, Tab reaches {focused}"
+    _assert_focus_visible(focused)
+    page.keyboard.type(PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+    assert urlsplit(page.url).path == "/filings", page.url  # (the skip link's #main may ride along the redirect)
+    assert page.locator("h1").inner_text() == ("Filings" if lang == "en" else "备案")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_tab_stop_on_a_filing_page_shows_focus(lang, open_context, filing_in):
+    """The busiest page: every control is reachable by Tab, in order, and shows where the focus is."""
+    filing_id = filing_in("changes_requested")
+    page = open_context(lang).new_page()
+    log_in(page, "zhengzhou")
+    page.goto(f"/filings/{filing_id}")
+    expected = page.evaluate(
+        """() => [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
+                 .filter(el => !el.disabled && el.getClientRects().length > 0 || el.classList.contains('skip-link'))
+                 .length"""
+    )
+    seen = 0
+    for _ in range(expected + 5):
+        page.keyboard.press("Tab")
+        focused = _focused(page)
+        if focused["tag"] == "body":
+            break
+        _assert_focus_visible(focused)
+        seen += 1
+    assert seen == expected, f"Tab reached {seen} controls of {expected}"
