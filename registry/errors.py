@@ -54,7 +54,7 @@ class Unprocessable(DomainError):
 
 @dataclass
 class ValidationFailed(Unprocessable):
-    """A document broke its schema: every error, each with its JSON Pointer (registry.contracts.FieldError)."""
+    """A document broke its schema: every error, each with its JSON Pointer (schemas.validation.FieldError)."""
 
     errors: list = field(default_factory=list)
 

@@ -1,6 +1,6 @@
 """The JSON Schema (draft 2020-12) contracts of the registry, one file per document kind: ``schemas/<name>.json``.
 
-Validation lives in :mod:`registry.contracts`; this package only finds and loads the files.
+Validation lives in :mod:`schemas.validation` (no Flask: the audit engine uses it too).
 """
 
 from __future__ import annotations

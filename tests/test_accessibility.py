@@ -19,7 +19,13 @@ from werkzeug.serving import make_server
 from tests.conftest import PASSWORD, require_service
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 BLOCKING_IMPACTS = {"serious", "critical"}
 TD = "technical_document-"
@@ -34,9 +40,10 @@ def browser():
     if not os.path.exists(CHROMIUM):
         require_service(f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
+        import axe_playwright_python.sync_playwright  # noqa: F401  (check_page needs it)
         from playwright.sync_api import sync_playwright
     except ImportError:
-        require_service("Playwright is not installed (pip install -e '.[test]')")
+        require_service("playwright / axe-playwright-python are not installed (pip install -e '.[test]')")
     playwright = sync_playwright().start()
     try:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -272,3 +279,27 @@ def test_every_tab_stop_on_a_filing_page_shows_focus(lang, open_context, filing_
         _assert_focus_visible(focused)
         seen += 1
     assert seen == expected, f"Tab reached {seen} controls of {expected}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_invalid_form_puts_the_keyboard_on_its_error_summary(lang, open_context):
+    """After a refused save the focus starts on the error summary (no script needed), and its link for the bad
+    e-mail takes the keyboard to that field."""
+    page = open_context(lang).new_page()
+    log_in(page, "zhengzhou")
+    page.goto("/filings/new")
+    page.fill(f"#{TD}contacts-0-email", "not-an-address")
+    page.focus("button[name=save]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert _focused(page)["id"] == "error-summary"
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.getAttribute('href')")
+    assert focused == f"#{TD}contacts-0-email", focused
+    _assert_focus_visible(_focused(page))
+    page.keyboard.press("Enter")
+    focused = _focused(page)
+    assert focused["id"] == f"{TD}contacts-0-email", f"the error link took the focus to {focused}"
+    _assert_focus_visible(focused)
+    assert page.get_attribute(f"#{TD}contacts-0-email", "aria-invalid") == "true"
+    assert page.input_value(f"#{TD}contacts-0-email") == "not-an-address"  # what was typed is kept

@@ -1,4 +1,4 @@
-"""registry.contracts: validation against the schemas, with JSON Pointers and bilingual messages; and the demo data."""
+"""schemas.validation: validation against the schemas, with JSON Pointers and bilingual messages; and the demo data."""
 
 import copy
 import json
@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from registry import contracts
-from registry.contracts import FieldError
+from schemas import validation as contracts
+from schemas.validation import FieldError
 
-DEMO = pathlib.Path(contracts.__file__).resolve().parent / "demo_data"
+DEMO = pathlib.Path(__file__).resolve().parent.parent / "registry" / "demo_data"
 DOCS = json.loads((DEMO / "technical_documents.json").read_text(encoding="utf-8"))
 REPORTS = json.loads((DEMO / "test_reports.json").read_text(encoding="utf-8"))
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -333,18 +333,18 @@ def test_an_audit_report_reuses_the_test_report_figures():
 
 def test_audit_policy_needs_all_four_tiers():
     tier = {
-        "min_accuracy": 0.8,
-        "max_equalized_odds_difference": 0.1,
-        "min_impact_ratio": 0.8,
         "min_group_size": 30,
         "claim_tolerance": 0.03,
         "reaudit_interval_months": 12,
         "grace_period_days": 30,
+        "criteria": [{"id": "accuracy", "figure": "overall.accuracy", "op": ">=", "threshold": 0.8}],
     }
-    policy = {"schema_version": "1", "version": "2026.1", "tiers": {t: dict(tier) for t in ("I", "II", "III")}}
+    policy = {"schema_version": "1", "version": "2026.1", "tiers": {t: copy.deepcopy(tier) for t in ("I", "II", "III")}}
     assert pointers(contracts.validate("audit-policy", policy)) == [("/tiers/IV", "required")]
-    policy["tiers"]["IV"] = dict(tier, reaudit_interval_months=None)
+    policy["tiers"]["IV"] = copy.deepcopy(tier) | {"reaudit_interval_months": None}
     assert contracts.validate("audit-policy", policy) == []
+    policy["tiers"]["IV"]["criteria"][0]["figure"] = "horoscope.luck"
+    assert pointers(contracts.validate("audit-policy", policy)) == [("/tiers/IV/criteria/0/figure", "pattern")]
 
 
 # ------------------------------------------------------------------------------------------- demo data

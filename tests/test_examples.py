@@ -4,8 +4,8 @@ import io
 import json
 from pathlib import Path
 
-from registry import contracts
 from registry.demo import tiny_model_bytes
+from schemas import validation as contracts
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "filing.json"
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
-from registry.contracts import FieldError
 from registry.filings import risk
+from schemas.validation import FieldError
 
 TD = "/technical_document"
 TR = "/test_report"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from audits.model_check import ModelRejected, check_model_file
-from registry import authz, contracts
+from registry import authz
 from registry.authz import Actor
 from registry.db import utcnow
 from registry.errors import (
@@ -26,6 +26,7 @@ from registry.filings.lifecycle import Action, State
 from registry.filings.models import Attachment, Comment, Filing, FilingTransition
 from registry.storage import service as storage
 from registry.storage.files import ContentStore
+from schemas import validation as contracts
 
 MODEL = "model"
 DOCUMENT = "document"

@@ -23,7 +23,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-import schemas as _schemas
+import schemas as _schemas  # the package this module belongs to: finds and loads the files
 
 __all__ = ["FieldError", "schema", "schema_id", "validate", "validate_draft"]
 
