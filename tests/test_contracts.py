@@ -304,31 +304,58 @@ def test_reference_dataset_attribute_needs_a_column_or_a_derivation_but_not_both
     assert pointers(contracts.validate("reference-dataset", descriptor)) == [("/sensitive_attributes/0", "oneOf")]
 
 
-def test_an_audit_report_reuses_the_test_report_figures():
-    figures = REPORTS[0]["overall"]
-    report = {
+def _minimal_audit_report() -> dict:
+    disparity = {"value": 0.9, "figure": "selection_rate", "groups": [], "reference_group": None, "left_out": []}
+    names = (
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+        "equal_opportunity_difference",
+        "predictive_parity_difference",
+    )
+    return {
         "schema_version": "1",
-        "filing_id": 1,
-        "model": {"sha256": "b" * 64},
-        "dataset": {"name": "zhengzhou-dibao", "version": "2025.1", "sha256": "c" * 64},
-        "policy": {"version": "2026.1", "tier": "III"},
-        "overall": figures,
-        "by_group": [REPORTS[0]["groups"][0] | {}],
-        "disparities": {
-            "sex": {"demographic_parity_difference": 0.02, "equalized_odds_difference": 0.03, "impact_ratio": 0.95},
-            "sex+age_band": {
-                "demographic_parity_difference": 0.08,
-                "equalized_odds_difference": 0.1,
-                "impact_ratio": 0.81,
-            },
+        "model": {"sha256": "b" * 64, "size": 100},
+        "dataset": {
+            "name": "adult-test",
+            "version": "1996",
+            "sha256": "c" * 64,
+            "rows": 10,
+            "favourable_value": ">50K",
         },
-        "criteria": [{"id": "min_accuracy", "status": "pass", "value": 0.91, "threshold": 0.85}],
+        "sensitive_attributes": ["sex"],
+        "policy": {"version": "2026.1", "tier": "III", "min_group_size": 50},
+        "overall": {"n": 10, "accuracy": 0.9, "selection_rate": 0.3},
+        "by_group": [{"group": {"sex": "Female"}, "n": 4, "accuracy": None, "insufficient_data": True}],
+        "by_attribute": {},
+        "disparities": {name: dict(disparity) for name in names},
+        "intervals": None,
+        "criteria": [
+            {
+                "id": "accuracy",
+                "figure": "overall.accuracy",
+                "op": ">=",
+                "threshold": 0.8,
+                "value": 0.9,
+                "interval": None,
+                "status": "pass",
+            }
+        ],
         "verdict": "meets",
-        "provenance": {"generated_at": "2026-03-01T10:00:00+08:00", "engine_version": "0.1.0", "random_seed": 0},
+        "provenance": {"engine_version": "1", "libraries": {}, "seed": 0, "bootstrap_replicates": 0, "timings": {}},
     }
+
+
+def test_an_audit_report_validates_and_a_broken_one_is_named_by_pointer():
+    report = _minimal_audit_report()
     assert contracts.validate("audit-report", report) == []
-    report["overall"] = {"n": 3}
-    assert pointers(contracts.validate("audit-report", report)) == [("/overall/confusion", "required")]
+    report["overall"]["accuracy"] = "high"
+    report["criteria"][0]["status"] = "maybe"
+    assert pointers(contracts.validate("audit-report", report)) == [
+        ("/criteria/0/status", "enum"),
+        ("/overall/accuracy", "type"),
+    ]
 
 
 def test_audit_policy_needs_all_four_tiers():

@@ -15,7 +15,17 @@ from registry.filings.models import Filing
 from tests.test_lifecycle import EXPECTED
 
 PEOPLE = ("zhengzhou", "luoyang", "reviewer1", "admin")
-ACTIONS = ("submit", "withdraw", "start_review", "request_changes", "resubmit", "approve", "reject", "suspend", "revoke")
+ACTIONS = (
+    "submit",
+    "withdraw",
+    "start_review",
+    "request_changes",
+    "resubmit",
+    "approve",
+    "reject",
+    "suspend",
+    "revoke",
+)
 KIND = {"zhengzhou": "city", "reviewer1": "reviewer"}  # luoyang is another city's team; admin takes no step
 
 
