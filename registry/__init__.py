@@ -50,6 +50,10 @@ def create_app(config: dict | None = None) -> Flask:
     from registry import access, i18n, meta, problems, request_db, security_headers
     from registry.accounts import api as accounts_api
     from registry.accounts import views as accounts_views
+    from registry.audit_jobs import api as audit_jobs_api
+    from registry.audit_jobs import views as audit_jobs_views
+    from registry.decisions import api as decisions_api
+    from registry.decisions import views as decisions_views
     from registry.filings import api as filings_api
     from registry.filings import views as filings_views
     from registry.web import csrf, render_error
@@ -65,11 +69,15 @@ def create_app(config: dict | None = None) -> Flask:
         meta.bp,
         accounts_api.bp,
         filings_api.bp,
+        audit_jobs_api.bp,
+        decisions_api.bp,
         home_views.bp,
         accounts_views.bp,
         filings_views.bp,
+        audit_jobs_views.bp,
+        decisions_views.bp,
     ):
         app.register_blueprint(blueprint)
-    for blueprint in (meta.bp, accounts_api.bp, filings_api.bp):
+    for blueprint in (meta.bp, accounts_api.bp, filings_api.bp, audit_jobs_api.bp, decisions_api.bp):
         csrf.exempt(blueprint)  # bearer-token API: no cookie authorises it (see registry.access)
     return app

@@ -1,4 +1,4 @@
-"""The `registry` command: serve, db upgrade, users create, tokens create, demo load."""
+"""The `registry` command: serve, worker, audits run-pending, db upgrade, users create, tokens create, demo load."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ from registry.db import transaction
 
 def _app(demo: bool = False):
     return create_app({"DEMO": True} if demo else None)
+
+
+def _refuse_unbuilt_broker(app) -> None:
+    from registry.audit_jobs.worker import BROKER_NOT_YET
+
+    if app.config.get("BROKER_URL"):
+        raise click.ClickException(BROKER_NOT_YET)
 
 
 @click.group(help="The algorithm filing and audit registry (人工智能审批算法备案库).")
@@ -32,6 +39,7 @@ def serve(demo: bool, host: str, port: int) -> None:
     from registry import migrations
 
     app = _app(demo)
+    _refuse_unbuilt_broker(app)
     engine = app.extensions["registry"].engine
     if app.config["MIGRATIONS_ON_START"] == "upgrade":
         migrations.upgrade(engine)
@@ -49,8 +57,58 @@ def serve(demo: bool, host: str, port: int) -> None:
         )
     from werkzeug.serving import run_simple
 
+    from registry.audit_jobs.worker import InProcessWorker
+
+    worker = InProcessWorker(app)  # audit jobs run in this process; queued and interrupted ones resume
+    worker.start()
     click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        worker.stop(timeout=5)
+
+
+@main.command("worker")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--poll-seconds", default=1.0, show_default=True, type=float)
+def worker_command(threads: int, poll_seconds: float) -> None:
+    """Run audit jobs in the foreground (a pool of THREADS) until Ctrl+C."""
+    import time
+
+    from registry.audit_jobs.worker import InProcessWorker
+
+    app = _app()
+    _refuse_unbuilt_broker(app)
+    pool = InProcessWorker(app, threads=threads, poll_seconds=poll_seconds)
+    pool.start()
+    click.echo(f"Running audit jobs with {threads} thread(s)  (Ctrl+C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("Stopping after the current jobs…")
+    finally:
+        pool.stop()
+        app.extensions["registry"].engine.dispose()
+
+
+@main.group()
+def audits() -> None:
+    """Audit jobs."""
+
+
+@audits.command("run-pending")
+def audits_run_pending() -> None:
+    """Run every queued audit job (and any whose worker died) in this process, then exit (cron-friendly)."""
+    from registry.audit_jobs.worker import run_pending
+
+    app = _app()
+    state = app.extensions["registry"]
+    try:
+        count = run_pending(engine=state.engine, content=state.content)
+    finally:
+        state.engine.dispose()
+    click.echo(f"Ran {count} audit job(s).")
 
 
 @main.group()

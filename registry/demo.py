@@ -19,6 +19,8 @@ from registry.accounts import service as accounts
 from registry.accounts.models import User
 from registry.authz import SYSTEM_ACTOR
 from registry.cities import service as cities
+from registry.decisions import service as decisions
+from registry.decisions.models import DecisionState, Outcome
 from registry.filings import service as filings
 from registry.filings.lifecycle import Action
 from registry.filings.models import Filing
@@ -39,7 +41,8 @@ ACCOUNTS = (
     ("admin", "admin", None, "系统管理员 Administrator"),
 )
 
-# The path of steps that brings a new filing to each state, in the order the demo files them.
+# The path of steps that brings a new filing to each state, in the order the demo files them. A "decision" step is
+# proposed by the reviewer and, on tiers III and IV, countersigned by a second reviewer (registry.decisions).
 PATHS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "draft": (),
     "submitted": (("city", Action.SUBMIT, ""),),
@@ -59,17 +62,17 @@ PATHS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("reviewer", Action.REQUEST_CHANGES, "请补充人工复核流程说明。Please describe the human review step."),
         ("city", Action.RESUBMIT, ""),
     ),
-    "approved": (("city", Action.SUBMIT, ""), ("reviewer", Action.START_REVIEW, ""), ("reviewer", Action.APPROVE, "")),
+    "approved": (("city", Action.SUBMIT, ""), ("reviewer", Action.START_REVIEW, ""), ("decision", Action.APPROVE, "")),
     "approved_with_conditions": (
         ("city", Action.SUBMIT, ""),
         ("reviewer", Action.START_REVIEW, ""),
-        ("reviewer", Action.APPROVE_WITH_CONDITIONS, "每季度报送分组准确率。Report per-group accuracy every quarter."),
+        ("decision", Action.APPROVE_WITH_CONDITIONS, "每季度报送分组准确率。Report per-group accuracy every quarter."),
     ),
     "rejected": (
         ("city", Action.SUBMIT, ""),
         ("reviewer", Action.START_REVIEW, ""),
         (
-            "reviewer",
+            "decision",
             Action.REJECT,
             "女性申请人的通过率低于男性的 80%。Selection rate for women is below 80% of men's.",
         ),
@@ -77,19 +80,19 @@ PATHS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "suspended": (
         ("city", Action.SUBMIT, ""),
         ("reviewer", Action.START_REVIEW, ""),
-        ("reviewer", Action.APPROVE, ""),
+        ("decision", Action.APPROVE, ""),
         ("reviewer", Action.SUSPEND, "复审发现数据漂移，暂停使用。Re-audit found data drift."),
     ),
     "revoked": (
         ("city", Action.SUBMIT, ""),
         ("reviewer", Action.START_REVIEW, ""),
-        ("reviewer", Action.APPROVE, ""),
+        ("decision", Action.APPROVE, ""),
         ("reviewer", Action.REVOKE, "该算法已停止使用。The algorithm is no longer in use."),
     ),
     "expired": (
         ("city", Action.SUBMIT, ""),
         ("reviewer", Action.START_REVIEW, ""),
-        ("reviewer", Action.APPROVE, ""),
+        ("decision", Action.APPROVE, ""),
         ("system", Action.EXPIRE, "复审逾期超过宽限期。Re-audit overdue beyond the grace period."),
     ),
     "withdrawn": (("city", Action.WITHDRAW, "重复提交。Filed twice by mistake."),),
@@ -147,8 +150,13 @@ def file_to_state(
     state: str,
     supersedes_filing_id: int | None = None,
     province: str = "豫",
+    countersigner_user: str = "reviewer2",
 ) -> Filing:
-    """File one algorithm as ``city_user`` and walk it to ``state`` along PATHS (used by the demo and the tests)."""
+    """File one algorithm as ``city_user`` and walk it to ``state`` along PATHS (used by the demo and the tests).
+
+    Decisions go through registry.decisions: proposed by ``reviewer_user`` and, when the filing's risk tier needs
+    it, countersigned by ``countersigner_user``.
+    """
     city = _actor(session, city_user)
     reviewer = _actor(session, reviewer_user)
     filing = filings.create_draft(
@@ -170,6 +178,9 @@ def file_to_state(
     )
     by = {"city": city, "reviewer": reviewer, "system": SYSTEM_ACTOR}
     for who, action, reason in PATHS[state]:
+        if who == "decision":
+            _decide(session, filing, action, reason, reviewer, _actor(session, countersigner_user), province)
+            continue
         filings.apply_transition(
             session=session, actor=by[who], filing=filing, action=action, reason=reason, province=province
         )
@@ -180,6 +191,24 @@ def file_to_state(
                     session=session, actor=city, filing_id=filing.id, body="已补充。Added in section 3."
                 )
     return filing
+
+
+def _decide(session: Session, filing: Filing, action: str, text: str, proposer, countersigner, province: str) -> None:
+    outcome = {Action.APPROVE: Outcome.APPROVED, Action.APPROVE_WITH_CONDITIONS: Outcome.APPROVED_WITH_CONDITIONS}.get(
+        action, Outcome.REJECTED
+    )
+    decision = decisions.propose(
+        session=session,
+        actor=proposer,
+        filing_id=filing.id,
+        outcome=outcome,
+        conditions=[text] if outcome == Outcome.APPROVED_WITH_CONDITIONS else [],
+        reasons=[text] if outcome == Outcome.REJECTED else [],
+        province=province,
+    )
+    if decision.state == DecisionState.PROPOSED:
+        decisions.countersign(session=session, actor=countersigner, decision_id=decision.id, province=province)
+    session.refresh(filing)
 
 
 def load(*, session: Session, content: ContentStore) -> str:

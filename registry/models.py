@@ -1,7 +1,9 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
 from registry.accounts.models import ApiToken, LoginSession, User
+from registry.audit_jobs.models import AuditJob
 from registry.cities.models import City
+from registry.decisions.models import Decision
 from registry.filings.models import Attachment, Comment, Filing, FilingNumberSequence, FilingTransition
 from registry.idempotency import IdempotencyRecord
 from registry.storage.models import StoredFile
@@ -9,8 +11,10 @@ from registry.storage.models import StoredFile
 __all__ = [
     "ApiToken",
     "Attachment",
+    "AuditJob",
     "City",
     "Comment",
+    "Decision",
     "Filing",
     "FilingNumberSequence",
     "FilingTransition",

@@ -49,7 +49,9 @@ def _op(
     return op
 
 
+DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 FILING_ID = {"name": "filing_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 REASON_BODY = {
     "required": False,
     "content": {
@@ -167,7 +169,15 @@ def document(app: Flask) -> dict:
                         "required": True,
                         "schema": {
                             "type": "string",
-                            "enum": ["submit", "resubmit", "withdraw", "start_review", "request_changes"],
+                            "enum": [
+                                "submit",
+                                "resubmit",
+                                "withdraw",
+                                "start_review",
+                                "request_changes",
+                                "suspend",
+                                "revoke",
+                            ],
                         },
                     },
                 ],
@@ -215,6 +225,157 @@ def document(app: Flask) -> dict:
                         },
                     },
                     responses={"201": _json({"$ref": "#/components/schemas/Comment"}, "The comment")},
+                ),
+            },
+            "/api/v1/reference-datasets": {
+                "get": _op(
+                    "The reference data sets audits run on (never their rows; reviewers, administrators)",
+                    tags=["audits"],
+                    responses={"200": _json({"type": "object"}, "The reference library")},
+                )
+            },
+            "/api/v1/filings/{filing_id}/audits": {
+                "parameters": [FILING_ID],
+                "get": _op(
+                    "The filing's audits, newest first",
+                    tags=["audits"],
+                    responses={"200": _json({"$ref": "#/components/schemas/AuditJobList"}, "The audits")},
+                ),
+                "post": _op(
+                    "Start an audit of the filing's model on a reference data set (reviewers)",
+                    tags=["audits"],
+                    idempotent=True,
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["dataset"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "dataset": {"type": "string"},
+                                        "sensitive_attributes": {
+                                            "type": "array",
+                                            "items": {"type": "string"},
+                                            "minItems": 1,
+                                            "uniqueItems": True,
+                                        },
+                                        "seed": {"type": "integer", "minimum": 0},
+                                        "replicates": {"type": "integer", "minimum": 0, "maximum": 10000},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    responses={
+                        "202": {
+                            **_json({"$ref": "#/components/schemas/AuditJob"}, "The queued audit"),
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        }
+                    },
+                ),
+            },
+            "/api/v1/audits/{job_id}": {
+                "parameters": [JOB_ID],
+                "get": _op(
+                    "One audit: state, progress, error, verdict",
+                    tags=["audits"],
+                    responses={"200": _json({"$ref": "#/components/schemas/AuditJob"}, "The audit")},
+                ),
+            },
+            "/api/v1/audits/{job_id}/report": {
+                "parameters": [JOB_ID],
+                "get": _op(
+                    "The audit report (409 until the audit is done)",
+                    tags=["audits"],
+                    responses={"200": _json(_schema_ref("audit-report"), "The audit report")},
+                ),
+            },
+            "/api/v1/filings/{filing_id}/decisions": {
+                "parameters": [FILING_ID],
+                "get": _op(
+                    "The filing's decisions (proposed, effective, withdrawn)",
+                    tags=["decisions"],
+                    responses={"200": _json({"$ref": "#/components/schemas/DecisionList"}, "The decisions")},
+                ),
+                "post": _op(
+                    "Propose a decision (reviewers): effective at once on tier I/II, else awaits a countersignature",
+                    tags=["decisions"],
+                    idempotent=True,
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["outcome"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "outcome": {
+                                            "enum": ["approved", "approved_with_conditions", "rejected"],
+                                        },
+                                        "conditions": {
+                                            "type": "array",
+                                            "items": {"type": "string", "maxLength": 2000},
+                                            "description": "At least one when approved_with_conditions.",
+                                        },
+                                        "reasons": {
+                                            "type": "array",
+                                            "items": {"type": "string", "maxLength": 4000},
+                                            "description": "At least one when rejected.",
+                                        },
+                                        "audit_job_ids": {
+                                            "type": "array",
+                                            "items": {"type": "integer"},
+                                            "description": "Done audits of this filing the decision rests on.",
+                                        },
+                                        "note": {"type": "string", "maxLength": 4000},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    responses={"201": _json({"$ref": "#/components/schemas/Decision"}, "The decision")},
+                ),
+            },
+            "/api/v1/decisions/{decision_id}": {
+                "parameters": [DECISION_ID],
+                "get": _op(
+                    "Read a decision",
+                    tags=["decisions"],
+                    responses={"200": _json({"$ref": "#/components/schemas/Decision"}, "The decision")},
+                ),
+            },
+            "/api/v1/decisions/{decision_id}/countersign": {
+                "parameters": [DECISION_ID],
+                "post": _op(
+                    "Countersign a proposed decision (a reviewer other than the proposer): it takes effect",
+                    tags=["decisions"],
+                    idempotent=True,
+                    responses={"200": _json({"$ref": "#/components/schemas/Decision"}, "The effective decision")},
+                ),
+            },
+            "/api/v1/decisions/{decision_id}/withdraw": {
+                "parameters": [DECISION_ID],
+                "post": _op(
+                    "Withdraw a proposal, or refuse to countersign it (reviewers; a reason is required)",
+                    tags=["decisions"],
+                    idempotent=True,
+                    body={
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["reason"],
+                                    "additionalProperties": False,
+                                    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
+                                }
+                            }
+                        },
+                    },
+                    responses={"200": _json({"$ref": "#/components/schemas/Decision"}, "The withdrawn decision")},
                 ),
             },
             "/api/v1/me": {
@@ -346,10 +507,55 @@ def document(app: Flask) -> dict:
                         "size": {"type": "integer"},
                     },
                 },
+                "AuditJob": {
+                    "type": "object",
+                    "required": ["id", "filing_id", "state", "progress"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "filing_id": {"type": "integer"},
+                        "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                        "dataset": {"type": "string"},
+                        "sensitive_attributes": {"type": "array", "items": {"type": "string"}},
+                        "tier": {"type": "string"},
+                        "error": {"type": ["string", "null"]},
+                        "verdict": {"type": ["string", "null"]},
+                        "report_sha256": {"type": ["string", "null"]},
+                        "links": {"type": "object"},
+                    },
+                },
+                "AuditJobList": {
+                    "type": "object",
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/AuditJob"}}},
+                },
                 "Comment": {"type": "object"},
                 "CommentList": {
                     "type": "object",
                     "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Comment"}}},
+                },
+                "Decision": {
+                    "type": "object",
+                    "required": ["id", "filing_id", "outcome", "state", "conditions", "reasons"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "filing_id": {"type": "integer"},
+                        "outcome": {"enum": ["approved", "approved_with_conditions", "rejected"]},
+                        "state": {"enum": ["proposed", "effective", "withdrawn"]},
+                        "tier": {"type": ["string", "null"]},
+                        "conditions": {"type": "array", "items": {"type": "string"}},
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                        "audit_job_ids": {"type": "array", "items": {"type": "integer"}},
+                        "audit_report_sha256": {"type": "array", "items": {"type": "string"}},
+                        "proposed_by_id": {"type": "integer"},
+                        "countersigned_by_id": {"type": ["integer", "null"]},
+                        "effective_at": {"type": ["string", "null"], "format": "date-time"},
+                        "filing_number": {"type": ["string", "null"]},
+                        "note": {"type": "string", "description": "Reviewers and administrators only."},
+                    },
+                },
+                "DecisionList": {
+                    "type": "object",
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Decision"}}},
                 },
                 "TransitionList": {
                     "type": "object",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, json, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from registry.errors import DomainError, IllegalTransition, ValidationFailed
@@ -89,6 +91,18 @@ def register(app: Flask, html_error) -> None:
         if wants_problem():
             return from_http_exception(error)
         return html_error(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(StaleDataError)
+    @app.errorhandler(IntegrityError)
+    def _concurrent(_error: Exception):
+        # Two requests changed the same record at once (optimistic locking, or a unique key taken meanwhile):
+        # this one was rolled back whole; trying again sees the other's change.
+        message = (
+            "Someone else changed this record at the same moment; nothing of yours was saved. Reload and try again."
+        )
+        if wants_problem():
+            return problem(409, "Conflict", message, code="concurrent_change")
+        return html_error(409, message)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -55,6 +55,25 @@ EXPECTED = {
     ("GET", "/api/v1/filings/<int:filing_id>/history"): STAFF,
     ("GET", "/api/v1/filings/<int:filing_id>/comments"): STAFF,
     ("POST", "/api/v1/filings/<int:filing_id>/comments"): {CITY, REVIEWER},
+    # --- audit jobs (issue 4): add rows here
+    ("GET", "/api/v1/reference-datasets"): {REVIEWER, ADMIN},
+    ("GET", "/api/v1/filings/<int:filing_id>/audits"): STAFF,
+    ("POST", "/api/v1/filings/<int:filing_id>/audits"): {REVIEWER},
+    ("GET", "/api/v1/audits/<int:job_id>"): STAFF,
+    ("GET", "/api/v1/audits/<int:job_id>/report"): STAFF,
+    ("POST", "/filings/<int:filing_id>/audits"): {REVIEWER},
+    ("GET", "/audits/<int:job_id>"): STAFF,
+    ("GET", "/audits/compare"): STAFF,
+    # --- decisions (issue 4): add rows here
+    ("POST", "/api/v1/filings/<int:filing_id>/decisions"): {REVIEWER},
+    ("GET", "/api/v1/filings/<int:filing_id>/decisions"): STAFF,
+    ("GET", "/api/v1/decisions/<int:decision_id>"): STAFF,
+    ("POST", "/api/v1/decisions/<int:decision_id>/countersign"): {REVIEWER},
+    ("POST", "/api/v1/decisions/<int:decision_id>/withdraw"): {REVIEWER},
+    ("POST", "/filings/<int:filing_id>/decisions"): {REVIEWER},
+    ("POST", "/decisions/<int:decision_id>/countersign"): {REVIEWER},
+    ("POST", "/decisions/<int:decision_id>/withdraw"): {REVIEWER},
+    ("GET", "/decisions/<int:decision_id>/letter"): STAFF,
 }
 ROLE_USER = {CITY: "zhengzhou", REVIEWER: "reviewer1", ADMIN: "admin"}
 # The step each role would take on a submitted filing (the route admits both kinds of actor).
@@ -79,6 +98,8 @@ def _url(rule: str, role: str, filing_id: int, token_id: int) -> str:
     return (
         rule.replace("<int:filing_id>", str(filing_id))
         .replace("<int:token_id>", str(token_id))
+        .replace("<int:decision_id>", "1")  # none exists: an admitted caller gets 404, a refused one 401/403
+        .replace("<int:job_id>", "1")  # no such audit: allowed roles get 404, denied ones 401/403
         .replace("<action>", ROLE_ACTION[role])
         .replace("<name>", "technical-document")
         .replace("<path:filename>", "registry.css")

@@ -100,3 +100,11 @@ def test_the_command_line_lists_its_commands():
     assert result.returncode == 0
     for command in ("serve", "db", "users", "tokens", "demo"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
+def test_a_broker_url_without_the_celery_backend_is_refused_at_start_not_per_request(instance, monkeypatch, command):
+    monkeypatch.setenv("REGISTRY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    result = CliRunner().invoke(cli.main, command)
+    assert result.exit_code != 0
+    assert "REGISTRY_BROKER_URL" in result.output

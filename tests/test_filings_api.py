@@ -144,7 +144,7 @@ def test_a_new_version_supersedes_the_approved_one_when_it_is_approved(api, app,
     from sqlmodel import Session
 
     from registry.accounts import service as accounts
-    from registry.filings import service
+    from registry.decisions import service as decisions
 
     old = filing_in("approved")
     city = api("zhengzhou")
@@ -161,8 +161,13 @@ def test_a_new_version_supersedes_the_approved_one_when_it_is_approved(api, app,
     assert city.post(f"/api/v1/filings/{new_id}/submit").status_code == 200
     assert api("reviewer1").post(f"/api/v1/filings/{new_id}/actions/start_review").status_code == 200
     with Session(app.extensions["registry"].engine) as s:
-        reviewer = accounts.actor_for(accounts.get_user_by_name(session=s, username="reviewer1"))
-        service.transition(session=s, actor=reviewer, filing_id=new_id, action="approve")
+        first, second = (
+            accounts.actor_for(accounts.get_user_by_name(session=s, username=name))
+            for name in ("reviewer1", "reviewer2")
+        )
+        decision = decisions.propose(session=s, actor=first, filing_id=new_id, outcome="approved")
+        if decision.state == "proposed":  # tiers III and IV: four eyes
+            decisions.countersign(session=s, actor=second, decision_id=decision.id)
         s.commit()
     assert city.get(f"/api/v1/filings/{old}").get_json()["state"] == "superseded"
     approved = city.get(f"/api/v1/filings/{new_id}").get_json()

@@ -18,9 +18,10 @@ EXPECTED = {
     ("resubmitted", "start_review", "reviewer"): "under_review",
     ("under_review", "request_changes", "reviewer"): "changes_requested",
     ("changes_requested", "resubmit", "city"): "resubmitted",
-    ("under_review", "approve", "reviewer"): "approved",
-    ("under_review", "approve_with_conditions", "reviewer"): "approved_with_conditions",
-    ("under_review", "reject", "reviewer"): "rejected",
+    # Decisions are taken only as a decision (registry.decisions: four eyes on tiers III and IV), never by a reviewer.
+    ("under_review", "approve", "decision"): "approved",
+    ("under_review", "approve_with_conditions", "decision"): "approved_with_conditions",
+    ("under_review", "reject", "decision"): "rejected",
     ("approved", "suspend", "reviewer"): "suspended",
     ("approved_with_conditions", "suspend", "reviewer"): "suspended",
     ("approved", "revoke", "reviewer"): "revoked",
@@ -33,7 +34,7 @@ EXPECTED = {
     ("approved_with_conditions", "supersede", "system"): "superseded",
     ("suspended", "supersede", "system"): "superseded",
 }
-ACTORS = ("city", "reviewer", "system")
+ACTORS = ("city", "reviewer", "system", "decision")
 
 
 @pytest.mark.parametrize(("state", "action", "actor"), sorted(EXPECTED))
@@ -63,10 +64,26 @@ def test_the_wrong_kind_of_actor_is_forbidden_even_when_the_step_exists():
         lifecycle.next_state("approved", "expire", actor="reviewer", reason="x")
 
 
-@pytest.mark.parametrize("action", ["request_changes", "reject", "approve_with_conditions"])
-def test_steps_that_need_a_reason_refuse_a_blank_one(action):
+@pytest.mark.parametrize("action", ["approve", "approve_with_conditions", "reject"])
+@pytest.mark.parametrize("actor", ["city", "reviewer", "system"])
+def test_no_person_decides_a_filing_by_a_lifecycle_step_alone(action, actor):
+    with pytest.raises(Forbidden) as caught:
+        lifecycle.next_state("under_review", action, actor=actor, reason="because")
+    assert caught.value.code == "decision_required"
+
+
+def test_suspend_and_revoke_are_steps_a_person_takes_and_decisions_are_not():
+    assert {"suspend", "revoke"} <= lifecycle.PERSON_ACTIONS
+    assert not {"approve", "approve_with_conditions", "reject"} & lifecycle.PERSON_ACTIONS
+
+
+@pytest.mark.parametrize(
+    ("action", "actor"),
+    [("request_changes", "reviewer"), ("reject", "decision"), ("approve_with_conditions", "decision")],
+)
+def test_steps_that_need_a_reason_refuse_a_blank_one(action, actor):
     with pytest.raises(Unprocessable) as caught:
-        lifecycle.next_state("under_review", action, actor="reviewer", reason="   ")
+        lifecycle.next_state("under_review", action, actor=actor, reason="   ")
     assert caught.value.pointer == "/reason"
 
 

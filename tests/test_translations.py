@@ -91,3 +91,22 @@ def test_the_language_switch_remembers_the_choice(app, browser_as):
     response = client.post("/language", data={"lang": "en", "next": "/filings", "csrf_token": csrf_token(page)})
     assert response.status_code == 302
     assert "Filings you can see" in client.get("/filings").get_data(as_text=True)
+
+
+def test_the_template_holds_every_text_in_the_code_and_pages():
+    """A text added to a page or a view without re-extracting would show in English to a Chinese reader."""
+    from babel.messages.extract import extract_from_dir
+
+    method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+    found = {
+        message
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(TRANSLATIONS.parent),
+            method_map,
+            keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None},
+        )
+    }
+    found = {m if isinstance(m, str) else m[0] for m in found}
+    with (TRANSLATIONS / "messages.pot").open("rb") as handle:
+        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
+    assert found - template == set(), "run pybabel extract and update (see registry/babel.cfg)"

@@ -44,10 +44,14 @@ class Action(StrEnum):
     SUPERSEDE = "supersede"
 
 
-# Who takes an action: the filing's own city team, a provincial reviewer, or the registry itself.
+# Who takes an action: the filing's own city team, a provincial reviewer, the registry itself, or a decision.
 CITY = "city"
 REVIEWER = "reviewer"
 SYSTEM = "system"
+# A decision made effective by registry.decisions.service, the only code that acts as this kind: it applies the
+# four-eyes rule (tiers III and IV need a second reviewer's countersignature), so no single reviewer can approve
+# or reject a filing through any other route, the filing service included.
+DECISION = "decision"
 
 DECIDED = frozenset({State.APPROVED, State.APPROVED_WITH_CONDITIONS})
 # States a city team may still change the documents and model in.
@@ -90,16 +94,16 @@ TRANSITIONS: dict[Action, Transition] = {
             reason_required=True,
         ),
         Transition(Action.RESUBMIT, frozenset({State.CHANGES_REQUESTED}), State.RESUBMITTED, frozenset({CITY})),
-        Transition(Action.APPROVE, frozenset({State.UNDER_REVIEW}), State.APPROVED, frozenset({REVIEWER})),
+        Transition(Action.APPROVE, frozenset({State.UNDER_REVIEW}), State.APPROVED, frozenset({DECISION})),
         Transition(
             Action.APPROVE_WITH_CONDITIONS,
             frozenset({State.UNDER_REVIEW}),
             State.APPROVED_WITH_CONDITIONS,
-            frozenset({REVIEWER}),
+            frozenset({DECISION}),
             reason_required=True,
         ),
         Transition(
-            Action.REJECT, frozenset({State.UNDER_REVIEW}), State.REJECTED, frozenset({REVIEWER}), reason_required=True
+            Action.REJECT, frozenset({State.UNDER_REVIEW}), State.REJECTED, frozenset({DECISION}), reason_required=True
         ),
         Transition(Action.SUSPEND, DECIDED, State.SUSPENDED, frozenset({REVIEWER}), reason_required=True),
         Transition(
@@ -112,11 +116,29 @@ TRANSITIONS: dict[Action, Transition] = {
     )
 }
 
-# Actions a person may take through the web or the API in this version. Decisions (approve, reject) come with the
-# four-eyes review workflow; expiry and supersession are taken by the registry itself.
+# Actions a person takes directly through the web or the API. Decisions (approve, approve with conditions, reject)
+# are taken through registry.decisions (propose, countersign); expiry and supersession by the registry itself.
 PERSON_ACTIONS = frozenset(
-    {Action.SUBMIT, Action.WITHDRAW, Action.START_REVIEW, Action.REQUEST_CHANGES, Action.RESUBMIT}
+    {
+        Action.SUBMIT,
+        Action.WITHDRAW,
+        Action.START_REVIEW,
+        Action.REQUEST_CHANGES,
+        Action.RESUBMIT,
+        Action.SUSPEND,
+        Action.REVOKE,
+    }
 )
+DECISION_ACTIONS = frozenset({Action.APPROVE, Action.APPROVE_WITH_CONDITIONS, Action.REJECT})
+# A decision's outcome is the state its step leads to: approved → approve, rejected → reject, …
+OUTCOME_ACTIONS = {t.target.value: t.action for t in TRANSITIONS.values() if t.action in DECISION_ACTIONS}
+# Risk tiers one reviewer may decide alone; any other tier (III, IV, or none assessed yet) needs a countersignature.
+SINGLE_REVIEWER_TIERS = frozenset({"I", "II"})
+
+
+def needs_countersignature(tier: str | None) -> bool:
+    """True when a decision on a filing of ``tier`` needs a second reviewer (four eyes): tiers III, IV and none."""
+    return tier not in SINGLE_REVIEWER_TIERS
 
 
 def allowed_actions(state: str, actor: str | None = None) -> tuple[str, ...]:
@@ -141,6 +163,12 @@ def next_state(state: str, action: str, *, actor: str, reason: str = "") -> Stat
             allowed_actions=allowed_actions(state),
         )
     if actor not in transition.actors:
+        if DECISION in transition.actors:
+            raise Forbidden(
+                f"A filing is not {transition.target.value.replace('_', ' ')} by a single step: propose a decision "
+                "(tiers III and IV need a second reviewer's countersignature).",
+                code="decision_required",
+            )
         raise Forbidden(f"Only {' or '.join(sorted(transition.actors))} may {action} a filing.", code="not_your_step")
     if transition.reason_required and not reason.strip():
         raise Unprocessable(f"A reason is required to {action} a filing.", code="reason_required", pointer="/reason")

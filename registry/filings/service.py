@@ -14,6 +14,7 @@ from audits.model_check import ModelRejected, check_model_file
 from registry import authz
 from registry.authz import Actor
 from registry.db import utcnow
+from registry.decisions.models import Decision
 from registry.errors import (
     Forbidden,
     IllegalTransition,
@@ -347,9 +348,51 @@ def apply_transition(
 ) -> Filing:
     """The step itself, for a filing the caller has already loaded and may read.
 
-    ``province`` is the abbreviation that opens a filing number issued by this step (豫 for Henan).
+    ``province`` is the abbreviation that opens a filing number issued by this step (豫 for Henan). Decisions
+    (approve, approve with conditions, reject) are refused here: they are taken by :func:`apply_decision`.
     """
     who = authz.lifecycle_actor(actor, filing)
+    return _step(session=session, actor=actor, who=who, filing=filing, action=action, reason=reason, province=province)
+
+
+def apply_decision(
+    *, session: Session, actor: Actor, filing: Filing, decision: Decision, province: str = "豫"
+) -> Filing:
+    """Take the step a decision names (approve, approve with conditions or reject) as the lifecycle's DECISION kind.
+
+    Only ``registry.decisions.service`` calls this, once it has made ``decision`` effective. It checks the
+    signatures again here, below any web or API code: ``actor`` is a reviewer who signed the decision, and a
+    decision on a filing of tier III or IV (or of no tier yet) carries a countersignature by a second reviewer.
+    Raises Forbidden (signatures missing, or the wrong actor), IllegalTransition (the filing is not under review).
+    """
+    signers = {decision.proposed_by_id, decision.countersigned_by_id} - {None}
+    if actor.role != "reviewer" or actor.user_id not in signers or decision.filing_id != filing.id:
+        raise Forbidden("Only a reviewer who signed this decision may make it take effect.", code="not_a_signer")
+    if lifecycle.needs_countersignature(decision.tier) and (
+        decision.countersigned_by_id is None or decision.countersigned_by_id == decision.proposed_by_id
+    ):
+        raise Forbidden(
+            "A decision on a tier III or IV filing needs a second reviewer's countersignature.",
+            code="countersignature_required",
+        )
+    action = lifecycle.OUTCOME_ACTIONS[decision.outcome]
+    lines = list(decision.conditions or []) + list(decision.reasons or [])
+    reason = f"decision {decision.id}" + (": " + "; ".join(lines) if lines else "")
+    _step(
+        session=session,
+        actor=actor,
+        who=lifecycle.DECISION,
+        filing=filing,
+        action=action,
+        reason=reason[:4000],
+        province=province,
+    )
+    return filing
+
+
+def _step(
+    *, session: Session, actor: Actor, who: str, filing: Filing, action: str, reason: str, province: str
+) -> Filing:
     target = lifecycle.next_state(filing.state, action, actor=who, reason=reason)
     if action in (Action.SUBMIT, Action.RESUBMIT):
         _require_complete(filing)

@@ -1,0 +1,123 @@
+"""REST API for decisions under /api/v1: propose, countersign, withdraw, read. Thin: parse, call the service."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, url_for
+
+from registry.access import allow, current_actor
+from registry.accounts import service as accounts
+from registry.api_support import idempotent, json_body, json_response
+from registry.decisions import service as decisions
+from registry.decisions.models import Decision
+from registry.errors import Unprocessable
+from registry.request_db import db
+
+bp = Blueprint("decisions_api", __name__, url_prefix="/api/v1")
+STAFF = ("city", "reviewer", "admin")
+PROPOSAL_FIELDS = frozenset({"outcome", "conditions", "reasons", "audit_job_ids", "note"})
+
+
+def _time(value):
+    return value.isoformat() if value is not None else None
+
+
+def decision_json(decision: Decision) -> dict:
+    """A decision as the caller may see it: the reviewers' note only for reviewers and administrators."""
+    actor = current_actor()
+    body = {
+        "id": decision.id,
+        "filing_id": decision.filing_id,
+        "outcome": decision.outcome,
+        "state": decision.state,
+        "tier": decision.tier or None,
+        "conditions": list(decision.conditions or []),
+        "reasons": list(decision.reasons or []),
+        "audit_job_ids": list(decision.audit_job_ids or []),
+        "audit_report_sha256": list(decision.audit_report_sha256 or []),
+        "proposed_by_id": decision.proposed_by_id,
+        "proposed_at": _time(decision.proposed_at),
+        "countersigned_by_id": decision.countersigned_by_id,
+        "countersigned_at": _time(decision.countersigned_at),
+        "effective_at": _time(decision.effective_at),
+        "filing_number": decision.filing_number,
+    }
+    names = accounts.display_names(session=db(), ids=[decision.proposed_by_id, decision.countersigned_by_id])
+    body["proposed_by"] = names.get(decision.proposed_by_id)
+    body["countersigned_by"] = names.get(decision.countersigned_by_id)
+    if decisions.may_see_note(actor):
+        body["note"] = decision.note
+    return body
+
+
+@bp.post("/filings/<int:filing_id>/decisions")
+@allow("reviewer")
+def propose(filing_id: int):
+    """Propose a decision (Idempotency-Key supported): effective at once on tier I/II, else awaits a countersignature."""
+    body = json_body(allowed=PROPOSAL_FIELDS)
+    if not isinstance(body.get("outcome"), str):
+        raise Unprocessable("The outcome is required.", code="missing_field", pointer="/outcome")
+    note = body.get("note", "")
+    if not isinstance(note, str):
+        raise Unprocessable("The note is a text.", code="bad_field", pointer="/note")
+
+    def work():
+        decision = decisions.propose(
+            session=db(),
+            actor=current_actor(),
+            filing_id=filing_id,
+            outcome=body["outcome"],
+            conditions=body.get("conditions", []),
+            reasons=body.get("reasons", []),
+            audit_job_ids=body.get("audit_job_ids", []),
+            note=note,
+            province=current_app.config["PROVINCE_ABBREVIATION"],
+        )
+        return 201, decision_json(decision)
+
+    return idempotent(work, location=lambda b: url_for("decisions_api.get_decision", decision_id=b["id"]))
+
+
+@bp.get("/filings/<int:filing_id>/decisions")
+@allow(*STAFF)
+def list_decisions(filing_id: int):
+    items = decisions.list_for_filing(session=db(), actor=current_actor(), filing_id=filing_id)
+    return json_response({"items": [decision_json(d) for d in items]})
+
+
+@bp.get("/decisions/<int:decision_id>")
+@allow(*STAFF)
+def get_decision(decision_id: int):
+    return json_response(decision_json(decisions.get(session=db(), actor=current_actor(), decision_id=decision_id)))
+
+
+@bp.post("/decisions/<int:decision_id>/countersign")
+@allow("reviewer")
+def countersign(decision_id: int):
+    """A second reviewer countersigns: the decision takes effect (a filing number is issued on approval)."""
+
+    def work():
+        decision = decisions.countersign(
+            session=db(),
+            actor=current_actor(),
+            decision_id=decision_id,
+            province=current_app.config["PROVINCE_ABBREVIATION"],
+        )
+        return 200, decision_json(decision)
+
+    return idempotent(work)
+
+
+@bp.post("/decisions/<int:decision_id>/withdraw")
+@allow("reviewer")
+def withdraw(decision_id: int):
+    """The proposer withdraws the proposal, or another reviewer refuses to countersign it (a reason is required)."""
+    body = json_body(allowed=frozenset({"reason"}))
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise Unprocessable("The reason is a text.", code="bad_field", pointer="/reason")
+
+    def work():
+        decision = decisions.withdraw(session=db(), actor=current_actor(), decision_id=decision_id, reason=reason)
+        return 200, decision_json(decision)
+
+    return idempotent(work)
