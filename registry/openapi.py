@@ -18,6 +18,10 @@ def _schema_ref(name: str) -> dict:
     return {"$ref": f"/schemas/{name}.json"}
 
 
+def _json_body(schema: dict, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -109,21 +113,13 @@ def document(app: Flask) -> dict:
                 "patch": _op(
                     "Replace the documents of a draft",
                     tags=["filings"],
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "technical_document": {"type": "object"},
-                                        "test_report": {"type": "object"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"technical_document": {"type": "object"}, "test_report": {"type": "object"}},
+                        }
+                    ),
                     responses={"200": _json(filing_ref, "The updated draft")},
                 ),
             },
@@ -208,22 +204,17 @@ def document(app: Flask) -> dict:
                     "Write a comment",
                     tags=["comments"],
                     idempotent=True,
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["body"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "body": {"type": "string", "minLength": 1, "maxLength": 10000},
-                                        "reviewer_only": {"type": "boolean"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["body"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "body": {"type": "string", "minLength": 1, "maxLength": 10000},
+                                "reviewer_only": {"type": "boolean"},
+                            },
+                        }
+                    ),
                     responses={"201": _json({"$ref": "#/components/schemas/Comment"}, "The comment")},
                 ),
             },
@@ -245,29 +236,24 @@ def document(app: Flask) -> dict:
                     "Start an audit of the filing's model on a reference data set (reviewers)",
                     tags=["audits"],
                     idempotent=True,
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["dataset"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "dataset": {"type": "string"},
-                                        "sensitive_attributes": {
-                                            "type": "array",
-                                            "items": {"type": "string"},
-                                            "minItems": 1,
-                                            "uniqueItems": True,
-                                        },
-                                        "seed": {"type": "integer", "minimum": 0},
-                                        "replicates": {"type": "integer", "minimum": 0, "maximum": 10000},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["dataset"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "dataset": {"type": "string"},
+                                "sensitive_attributes": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "minItems": 1,
+                                    "uniqueItems": True,
+                                },
+                                "seed": {"type": "integer", "minimum": 0},
+                                "replicates": {"type": "integer", "minimum": 0, "maximum": 10000},
+                            },
+                        }
+                    ),
                     responses={
                         "202": {
                             **_json({"$ref": "#/components/schemas/AuditJob"}, "The queued audit"),
@@ -303,39 +289,32 @@ def document(app: Flask) -> dict:
                     "Propose a decision (reviewers): effective at once on tier I/II, else awaits a countersignature",
                     tags=["decisions"],
                     idempotent=True,
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["outcome"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "outcome": {
-                                            "enum": ["approved", "approved_with_conditions", "rejected"],
-                                        },
-                                        "conditions": {
-                                            "type": "array",
-                                            "items": {"type": "string", "maxLength": 2000},
-                                            "description": "At least one when approved_with_conditions.",
-                                        },
-                                        "reasons": {
-                                            "type": "array",
-                                            "items": {"type": "string", "maxLength": 4000},
-                                            "description": "At least one when rejected.",
-                                        },
-                                        "audit_job_ids": {
-                                            "type": "array",
-                                            "items": {"type": "integer"},
-                                            "description": "Done audits of this filing the decision rests on.",
-                                        },
-                                        "note": {"type": "string", "maxLength": 4000},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["outcome"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "outcome": {"enum": ["approved", "approved_with_conditions", "rejected"]},
+                                "conditions": {
+                                    "type": "array",
+                                    "items": {"type": "string", "maxLength": 2000},
+                                    "description": "At least one when approved_with_conditions.",
+                                },
+                                "reasons": {
+                                    "type": "array",
+                                    "items": {"type": "string", "maxLength": 4000},
+                                    "description": "At least one when rejected.",
+                                },
+                                "audit_job_ids": {
+                                    "type": "array",
+                                    "items": {"type": "integer"},
+                                    "description": "Done audits of this filing the decision rests on.",
+                                },
+                                "note": {"type": "string", "maxLength": 4000},
+                            },
+                        }
+                    ),
                     responses={"201": _json({"$ref": "#/components/schemas/Decision"}, "The decision")},
                 ),
             },
@@ -362,19 +341,14 @@ def document(app: Flask) -> dict:
                     "Withdraw a proposal, or refuse to countersign it (reviewers; a reason is required)",
                     tags=["decisions"],
                     idempotent=True,
-                    body={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["reason"],
-                                    "additionalProperties": False,
-                                    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
-                                }
-                            }
-                        },
-                    },
+                    body=_json_body(
+                        {
+                            "type": "object",
+                            "required": ["reason"],
+                            "additionalProperties": False,
+                            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
+                        }
+                    ),
                     responses={"200": _json({"$ref": "#/components/schemas/Decision"}, "The withdrawn decision")},
                 ),
             },
