@@ -151,6 +151,7 @@ def file_to_state(
     supersedes_filing_id: int | None = None,
     province: str = "豫",
     countersigner_user: str = "reviewer2",
+    model_bytes: bytes | None = None,
 ) -> Filing:
     """File one algorithm as ``city_user`` and walk it to ``state`` along PATHS (used by the demo and the tests).
 
@@ -172,7 +173,7 @@ def file_to_state(
         actor=city,
         filing_id=filing.id,
         kind=filings.MODEL,
-        stream=io.BytesIO(tiny_model_bytes(seed=0.05 + filing.id / 100)),
+        stream=io.BytesIO(model_bytes if model_bytes is not None else tiny_model_bytes(seed=0.05 + filing.id / 100)),
         filename="model.onnx",
         max_bytes=10 * 1024 * 1024,
     )
@@ -267,4 +268,101 @@ def load(*, session: Session, content: ContentStore) -> str:
         supersedes_filing_id=old.id,
     )
     count += 2
+    # One filing whose model really fits a reference data set, so that a reviewer can run an audit in the demo.
+    document, report = credit_pilot(technical[1], reports[1])
+    file_to_state(
+        session=session,
+        content=content,
+        city_user=usernames[document["city_code"]],
+        reviewer_user="reviewer1",
+        technical_document=document,
+        test_report=report,
+        state="under_review",
+        model_bytes=credit_model_bytes(),
+    )
+    count += 1
     return f"{len(cities.HENAN)} cities, {len(ACCOUNTS)} accounts, {count} filings"
+
+
+# The German credit columns the demo's personal-credit model reads, in order, with their meaning in Chinese.
+CREDIT_INPUTS = (
+    ("duration", "贷款期限（月）。"),
+    ("credit_amount", "贷款金额。"),
+    ("installment_rate", "分期还款额占可支配收入的比例（1–4 档）。"),
+    ("present_residence_since", "现住址居住年限（1–4 档）。"),
+    ("age", "申请人年龄（岁）。"),
+    ("number_of_existing_credits", "在本行已有贷款笔数。"),
+)
+
+
+def credit_pilot(document: dict, report: dict) -> tuple[dict, dict]:
+    """A personal-credit filing whose inputs are columns of the German credit reference data set."""
+    document, report = copy.deepcopy(document), copy.deepcopy(report)
+    document["algorithm"].update(
+        name_zh="个人消费信贷信用评估模型（参考数据试点）",
+        name_en="Personal consumer credit scoring model (reference-data pilot)",
+        version="0.9.0",
+    )
+    document["model"]["type"] = "logistic regression"
+    document["model"]["inputs"] = [
+        {
+            "name": name,
+            "type": "numeric",
+            "description": description,
+            "personal_data": True,
+            "sensitive_attribute": name == "age",
+            "likely_proxy_for": [],
+        }
+        for name, description in CREDIT_INPUTS
+    ]
+    document["model"]["output"]["favourable_label"] = "1"
+    report["favourable_label"] = "1"
+    return document, report
+
+
+def credit_model_bytes() -> bytes:
+    """A logistic regression fitted on German credit's numeric columns, as an ONNX LinearClassifier (labels 1 = good
+    credit, 2 = bad), built with onnx.helper so that no converter is needed at run time."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from audits import reference
+
+    data = reference.load("german-credit")
+    columns = [name for name, _ in CREDIT_INPUTS]
+    x = data.features[columns].to_numpy(np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    model = LogisticRegression(max_iter=500).fit((x - mean) / scale, np.where(data.y_true, 1, 2))
+    # Fold the standardisation into the coefficients: w·(x - m)/s + b = (w/s)·x + (b - Σ w m / s).
+    weights = model.coef_[0] / scale
+    bias = float(model.intercept_[0] - np.sum(model.coef_[0] * mean / scale))
+    # LinearClassifier with two classes: score 0 for class 1 and z for class 2 (sklearn's positive class), so that
+    # the softmax gives class 2 the probability sigmoid(z), exactly as LogisticRegression does.
+    coefficients = [0.0] * len(weights) + [float(w) for w in weights]
+    node = helper.make_node(
+        "LinearClassifier",
+        ["X"],
+        ["label", "probabilities"],
+        domain="ai.onnx.ml",
+        classlabels_ints=[1, 2],
+        coefficients=coefficients,
+        intercepts=[0.0, bias],
+        post_transform="SOFTMAX",
+    )
+    graph = helper.make_graph(
+        [node],
+        "credit_pilot",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, len(columns)])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ],
+    )
+    onnx_model = helper.make_model(
+        graph,
+        producer_name="registry-demo",
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
+    )
+    onnx_model.ir_version = 8
+    onnx.checker.check_model(onnx_model)
+    return onnx_model.SerializeToString()

@@ -108,3 +108,25 @@ def test_a_broker_url_without_the_celery_backend_is_refused_at_start_not_per_req
     result = CliRunner().invoke(cli.main, command)
     assert result.exit_code != 0
     assert "REGISTRY_BROKER_URL" in result.output
+
+
+def test_the_demo_has_a_filing_a_reviewer_can_really_audit(instance):
+    """The reference-data pilot: its model reads German credit's columns, so its audit completes with a report."""
+    from registry.audit_jobs import service as audit_jobs
+    from registry.audit_jobs.models import AuditJob
+
+    runner = CliRunner()
+    assert runner.invoke(cli.main, ["demo", "load"]).exit_code == 0
+    with Session(_engine(instance)) as s:
+        pilot = s.exec(select(Filing).where(Filing.algorithm_version == "0.9.0")).one()
+        assert pilot.state == "under_review"
+        reviewer = accounts.actor_for(accounts.get_user_by_name(session=s, username="reviewer1"))
+        job = audit_jobs.start_audit(session=s, actor=reviewer, filing_id=pilot.id, dataset="german-credit", replicates=50)
+        s.commit()
+        job_id = job.id
+    ran = runner.invoke(cli.main, ["audits", "run-pending"])
+    assert ran.exit_code == 0, ran.output
+    with Session(_engine(instance)) as s:
+        job = s.get(AuditJob, job_id)
+        assert job.state == "done", job.error
+        assert job.verdict in {"meets", "does_not_meet"} and job.report_sha256
