@@ -1,4 +1,4 @@
-"""The `registry` command: serve, worker, audits run-pending, db upgrade, users create, tokens create, demo load."""
+"""The `registry` command: serve, worker, audits run-pending, reaudit due, db, users, tokens, demo load."""
 
 from __future__ import annotations
 
@@ -109,6 +109,49 @@ def audits_run_pending() -> None:
     finally:
         state.engine.dispose()
     click.echo(f"Ran {count} audit job(s).")
+
+
+@main.group()
+def reaudit() -> None:
+    """Periodic re-audits."""
+
+
+@reaudit.command("due")
+@click.option("--now", "now_text", metavar="ISO8601", help="Act as if it were this time (UTC when no offset).")
+def reaudit_due(now_text: str | None) -> None:
+    """Expire filings whose re-audit is overdue beyond the grace period, queue every re-audit that is due, then
+    exit (cron-friendly; Celery beat at scale). Prints one line per action and a summary."""
+    from datetime import UTC, datetime
+
+    from audits import policy as policies
+    from registry.audit_jobs import schedule
+    from registry.db import utcnow
+
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise click.BadParameter(f"{now_text!r} is not an ISO 8601 time.", param_hint="--now") from None
+        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    else:
+        now = utcnow()
+    policy = policies.load()
+    app = _app()
+    engine = app.extensions["registry"].engine
+    try:
+        with transaction(engine) as session:
+            expired = schedule.expire_overdue(session=session, now=now, policy=policy)
+            lines = [
+                f"expired filing {e.filing.id} ({e.filing.filing_number}): re-audit due {e.due.isoformat()}"
+                for e in expired
+            ]
+            jobs = schedule.queue_due(session=session, now=now, policy=policy)
+            lines += [f"queued re-audit {j.id} of filing {j.filing_id} on {j.dataset}" for j in jobs]
+    finally:
+        engine.dispose()
+    for line in lines:
+        click.echo(line)
+    click.echo(f"Queued {len(jobs)} re-audit(s), expired {len(expired)} filing(s) at {now.isoformat()}.")
 
 
 @main.group()

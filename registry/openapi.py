@@ -278,6 +278,14 @@ def document(app: Flask) -> dict:
                     responses={"200": _json(_schema_ref("audit-report"), "The audit report")},
                 ),
             },
+            "/api/v1/reaudits/attention": {
+                "get": _op(
+                    "Decided filings whose latest periodic re-audit failed or did not meet the policy, with that "
+                    "re-audit (reviewers, administrators)",
+                    tags=["audits"],
+                    responses={"200": _json({"$ref": "#/components/schemas/ReauditAttentionList"}, "The filings")},
+                )
+            },
             "/api/v1/filings/{filing_id}/decisions": {
                 "parameters": [FILING_ID],
                 "get": _op(
@@ -456,6 +464,11 @@ def document(app: Flask) -> dict:
                         "risk_assessment": {"type": ["object", "null"]},
                         "filing_number": {"type": ["string", "null"]},
                         "supersedes_filing_id": {"type": ["integer", "null"]},
+                        "next_audit_due": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "When the periodic re-audit falls due (decided filings; none for tier I)",
+                        },
                         "technical_document": {"type": "object"},
                         "test_report": {"type": ["object", "null"]},
                         "allowed_actions": {"type": "array", "items": {"type": "string"}},
@@ -496,6 +509,23 @@ def document(app: Flask) -> dict:
                         "verdict": {"type": ["string", "null"]},
                         "report_sha256": {"type": ["string", "null"]},
                         "links": {"type": "object"},
+                    },
+                },
+                "ReauditAttentionList": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {
+                        "items": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["filing", "reaudit"],
+                                "properties": {
+                                    "filing": filing_ref,
+                                    "reaudit": {"$ref": "#/components/schemas/AuditJob"},
+                                },
+                            },
+                        }
                     },
                 },
                 "AuditJobList": {

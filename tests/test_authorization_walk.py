@@ -64,6 +64,7 @@ EXPECTED = {
     ("POST", "/filings/<int:filing_id>/audits"): {REVIEWER},
     ("GET", "/audits/<int:job_id>"): STAFF,
     ("GET", "/audits/compare"): STAFF,
+    ("GET", "/api/v1/reaudits/attention"): {REVIEWER, ADMIN},
     # --- decisions (issue 4): add rows here
     ("POST", "/api/v1/filings/<int:filing_id>/decisions"): {REVIEWER},
     ("GET", "/api/v1/filings/<int:filing_id>/decisions"): STAFF,

@@ -121,7 +121,9 @@ def test_the_demo_has_a_filing_a_reviewer_can_really_audit(instance):
         pilot = s.exec(select(Filing).where(Filing.algorithm_version == "0.9.0")).one()
         assert pilot.state == "under_review"
         reviewer = accounts.actor_for(accounts.get_user_by_name(session=s, username="reviewer1"))
-        job = audit_jobs.start_audit(session=s, actor=reviewer, filing_id=pilot.id, dataset="german-credit", replicates=50)
+        job = audit_jobs.start_audit(
+            session=s, actor=reviewer, filing_id=pilot.id, dataset="german-credit", replicates=50
+        )
         s.commit()
         job_id = job.id
     ran = runner.invoke(cli.main, ["audits", "run-pending"])

@@ -6,9 +6,11 @@ from flask import Blueprint, current_app, url_for
 
 from registry.access import allow, current_actor
 from registry.api_support import idempotent, json_body, json_response
+from registry.audit_jobs import schedule
 from registry.audit_jobs import service as audits
 from registry.audit_jobs.models import AuditJob
 from registry.audit_jobs.worker import queue_for
+from registry.filings.serialize import filing_json
 from registry.request_db import db
 
 bp = Blueprint("audit_jobs_api", __name__, url_prefix="/api/v1")
@@ -99,3 +101,15 @@ def get_report(job_id: int):
     """The audit report (schemas/audit-report.json); 409 while the audit is not done."""
     content = current_app.extensions["registry"].content
     return json_response(audits.report(session=db(), content=content, actor=current_actor(), job_id=job_id))
+
+
+@bp.get("/reaudits/attention")
+@allow("reviewer", "admin")
+def reaudit_attention():
+    """Decided filings whose latest periodic re-audit failed or did not meet the policy, with that re-audit."""
+    session, actor = db(), current_actor()
+    items = [
+        {"filing": filing_json(session, filing, actor), "reaudit": job_json(job)}
+        for filing, job in schedule.needs_attention(session=session)
+    ]
+    return json_response({"items": items})

@@ -28,6 +28,7 @@ from audits.model_check import ModelRejected, check_model_file
 from audits.runner import Limits, ModelRunError
 from registry import authz
 from registry.accounts.models import Role
+from registry.audit_jobs import schedule
 from registry.audit_jobs.models import AuditJob, JobState
 from registry.authz import Actor
 from registry.db import transaction, utcnow
@@ -153,6 +154,8 @@ def start_audit(
     if filing.model_sha256 is None:
         raise Conflict("The filing has no model to audit.", code="no_model")
     _chosen, attributes = _check_request(dataset, sensitive_attributes, seed, replicates)
+    if filing.state in lifecycle.DECIDED:
+        reason = schedule.REAUDIT  # an audit of a decided filing is a re-audit: its outcome moves the schedule
     job = AuditJob(
         filing_id=filing.id,
         state=JobState.QUEUED,
@@ -412,6 +415,7 @@ def run_job(
         if not done:
             session.rollback()
             return None
+        schedule.on_job_finished(session=session, job_id=job_id, now=now)
     return _reload(engine, job_id)
 
 
@@ -425,6 +429,7 @@ def _finish_failed(engine: Engine, job_id: int, running: dict, error: str) -> Au
         values = {"state": JobState.FAILED, "error": error[:4000], "finished_at": utcnow(), "lease_until": None}
         if not _move(session, job_id, running, values):
             return None
+        schedule.on_job_finished(session=session, job_id=job_id)
     return _reload(engine, job_id)
 
 

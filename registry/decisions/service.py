@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from registry.audit_jobs import schedule
 from registry.audit_jobs.models import AuditJob, JobState
 from registry.authz import Actor
 from registry.db import utcnow
@@ -79,6 +80,7 @@ def _open_proposal(session: Session, filing_id: int) -> Decision | None:
 
 def _take_effect(session: Session, actor: Actor, decision: Decision, filing: Filing, province: str) -> None:
     filings.apply_decision(session=session, actor=actor, filing=filing, decision=decision, province=province)
+    schedule.on_decision(filing=filing)  # an approved filing's first re-audit date, from its tier
     decision.state = DecisionState.EFFECTIVE
     decision.effective_at = filing.decided_at or utcnow()
     decision.filing_number = filing.filing_number if decision.outcome != Outcome.REJECTED else None

@@ -35,6 +35,8 @@ class Filing(FilingBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the filing's periodic re-audit falls due (from its tier's policy; None: tier I, or not decided).
+    next_audit_due: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     # Optimistic locking: two requests that change the same filing at once cannot both win.
     revision: int = Field(default=1, sa_column=_revision)
 

@@ -40,6 +40,7 @@ def filing_json(session: Session, filing: Filing, actor: Actor, *, detail: bool 
         "updated_at": _time(filing.updated_at),
         "submitted_at": _time(filing.submitted_at),
         "decided_at": _time(filing.decided_at),
+        "next_audit_due": _time(filing.next_audit_due),
         "allowed_actions": [a for a in lifecycle.allowed_actions(filing.state, who) if a in lifecycle.PERSON_ACTIONS]
         if who
         else [],
