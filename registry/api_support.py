@@ -9,8 +9,9 @@ from flask import Response, current_app, json, request
 
 from registry import idempotency
 from registry.access import current_actor
-from registry.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from registry.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType, ValidationFailed
 from registry.request_db import db
+from schemas.validation import FieldError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -41,13 +42,21 @@ def json_body(*, allowed: frozenset[str] | None = None) -> dict:
         raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
     if not isinstance(body, dict):
         raise Unprocessable("The body must be a JSON object.", code="object_required", pointer="")
-    if allowed is not None:
-        for name in sorted(set(body) - allowed):
-            raise Unprocessable(
-                f"Unknown field {name!r}.",
-                code="unknown_field",
-                pointer="/" + name.replace("~", "~0").replace("/", "~1"),
-            )
+    unknown = sorted(set(body) - allowed) if allowed is not None else []
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown field(s): {', '.join(unknown)}; this request takes {', '.join(sorted(allowed))}.",
+            code="unknown_field",
+            errors=[
+                FieldError(
+                    "/" + name.replace("~", "~0").replace("/", "~1"),
+                    "additionalProperties",
+                    f"Unknown field {name!r}.",
+                    f"未知字段“{name}”。",
+                )
+                for name in unknown
+            ],
+        )
     return body
 
 

@@ -292,3 +292,11 @@ def test_bad_list_queries_are_422s(api, query):
 
 def test_an_unknown_schema_is_a_404_problem(app):
     assert_problem(app.test_client().get("/schemas/horoscope.json"), 404)
+
+
+def test_every_unknown_top_level_field_is_named_at_once(api, documents):
+    response = api("zhengzhou").post(
+        "/api/v1/filings", json={"technical_document": documents.technical_document, "colour": 1, "size/x": 2}
+    )
+    body = assert_problem(response, 422)
+    assert {e["pointer"] for e in body["errors"]} == {"/colour", "/size~1x"}
