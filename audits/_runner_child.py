@@ -297,13 +297,8 @@ def _run(workdir: str) -> dict:
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
-    except MemoryError:
-        raise _Failure("memory", _out_of_memory(limit, "")) from None
     except Exception as exc:
-        text = _first_line(exc)
-        if _looks_like_memory(text):
-            raise _Failure("memory", _out_of_memory(limit, text)) from None
-        raise _Failure("runtime_error", f"onnxruntime could not load the model: {text}") from None
+        raise _onnxruntime_failure(exc, limit, "could not load the model") from None
     del model_bytes
 
     label_name, prob_name, prob_kind = _pick_outputs(session)
@@ -338,13 +333,8 @@ def _run(workdir: str) -> dict:
         }
         try:
             result = session.run(wanted, batch)
-        except MemoryError:
-            raise _Failure("memory", _out_of_memory(limit, "")) from None
         except Exception as exc:
-            text = _first_line(exc)
-            if _looks_like_memory(text):
-                raise _Failure("memory", _out_of_memory(limit, text)) from None
-            raise _Failure("runtime_error", f"onnxruntime failed while running the model: {text}") from None
+            raise _onnxruntime_failure(exc, limit, "failed while running the model") from None
         del batch
         label = np.asarray(result[0])
         if label.ndim == 2 and label.shape[1] == 1:
@@ -416,6 +406,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 _MEMORY_WORDS = ("bad_alloc", "bad allocation", "failed to allocate", "out of memory", "cannot allocate", "map segment")
+
+
+def _onnxruntime_failure(exc: BaseException, limit: int, doing: str) -> _Failure:
+    """An onnxruntime error as the failure the parent reports: out of memory, or a runtime error."""
+    if isinstance(exc, MemoryError):
+        return _Failure("memory", _out_of_memory(limit, ""))
+    text = _first_line(exc)
+    if _looks_like_memory(text):
+        return _Failure("memory", _out_of_memory(limit, text))
+    return _Failure("runtime_error", f"onnxruntime {doing}: {text}")
 
 
 def _looks_like_memory(text: str) -> bool:
