@@ -491,36 +491,40 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_file(data_path: str | pathlib.Path, descriptor: dict, *, favourable: str | None = None) -> ReferenceData:
+def load_file(
+    data_path: str | pathlib.Path, descriptor: dict, *, favourable: str | None = None, file_name: str | None = None
+) -> ReferenceData:
     """Load the data file at ``data_path`` as described by ``descriptor``.
 
     The descriptor is checked first (:class:`DatasetError` with every JSON Pointer), then the file's sha256
     (a mismatch names both hashes), then the file is parsed (CSV with the descriptor's options, or Parquet), its
     row count checked, the label compared with the favourable value (``favourable`` overrides the descriptor's)
-    and the sensitive attributes formed. The bytes hashed are exactly the bytes parsed.
+    and the sensitive attributes formed. The bytes hashed are exactly the bytes parsed. Messages name the file
+    ``file_name`` when given (e.g. the descriptor's ``file`` for a file kept under another name), else the path's.
     """
     check_descriptor(descriptor)
     path = pathlib.Path(data_path)
     data = _read_bytes(path)
+    shown_name = file_name or path.name
     digest = _sha256(data)
     if digest != descriptor["sha256"]:
         raise DatasetError(
-            f"The data file {path.name} does not match the descriptor of {_label_of(descriptor)}: "
+            f"The data file {shown_name} does not match the descriptor of {_label_of(descriptor)}: "
             f"its sha256 is {digest}, the descriptor says {descriptor['sha256']}.",
             ["/sha256"],
         )
     if descriptor["format"] == "csv":
-        raw = _parse_csv(data, descriptor, path.name)
+        raw = _parse_csv(data, descriptor, shown_name)
     else:
-        raw = _parse_parquet(data, descriptor, path.name)
+        raw = _parse_parquet(data, descriptor, shown_name)
     if len(raw) != descriptor["rows"]:
         raise DatasetError(
-            f"The data file {path.name} has {len(raw)} rows but its descriptor says {descriptor['rows']}.", ["/rows"]
+            f"The data file {shown_name} has {len(raw)} rows but its descriptor says {descriptor['rows']}.", ["/rows"]
         )
-    frame = _typed(raw, descriptor["columns"], path.name)
+    frame = _typed(raw, descriptor["columns"], shown_name)
     wanted = descriptor["label"]["favourable_value"] if favourable is None else favourable
-    y_true, shown = _label_truth(frame, descriptor, wanted, path.name)
-    sensitive = {a["name"]: _groups(frame, a, i, path.name) for i, a in enumerate(descriptor["sensitive_attributes"])}
+    y_true, shown = _label_truth(frame, descriptor, wanted, shown_name)
+    sensitive = {a["name"]: _groups(frame, a, i, shown_name) for i, a in enumerate(descriptor["sensitive_attributes"])}
     label = descriptor["label"]["column"]
     features = frame.drop(columns=[label])
     return ReferenceData(

@@ -56,6 +56,11 @@ def create_app(config: dict | None = None) -> Flask:
     from registry.decisions import views as decisions_views
     from registry.filings import api as filings_api
     from registry.filings import views as filings_views
+    from registry.notifications import api as notifications_api
+    from registry.notifications import mailer
+    from registry.notifications import views as notifications_views
+    from registry.reference_data import api as reference_data_api
+    from registry.reference_data import views as reference_data_views
     from registry.web import csrf, render_error
     from registry.web import views as home_views
 
@@ -65,19 +70,28 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     security_headers.init_app(app)
     problems.register(app, render_error)
-    for blueprint in (
+    api_blueprints = (
         meta.bp,
         accounts_api.bp,
         filings_api.bp,
         audit_jobs_api.bp,
         decisions_api.bp,
+        reference_data_api.bp,
+        notifications_api.bp,
+    )
+    page_blueprints = (
         home_views.bp,
         accounts_views.bp,
         filings_views.bp,
         audit_jobs_views.bp,
         decisions_views.bp,
-    ):
+        reference_data_views.bp,
+        notifications_views.bp,
+    )
+    for blueprint in api_blueprints + page_blueprints:
         app.register_blueprint(blueprint)
-    for blueprint in (meta.bp, accounts_api.bp, filings_api.bp, audit_jobs_api.bp, decisions_api.bp):
+    for blueprint in api_blueprints:
         csrf.exempt(blueprint)  # bearer-token API: no cookie authorises it (see registry.access)
+    # E-mail for the notifications written through this engine, when SMTP is configured (nothing connects here).
+    mailer.configure(app.extensions["registry"].engine, mailer.MailSettings.from_config(app.config))
     return app

@@ -15,11 +15,15 @@ def _app(demo: bool = False):
     return create_app({"DEMO": True} if demo else None)
 
 
-def _refuse_unbuilt_broker(app) -> None:
-    from registry.audit_jobs.worker import BROKER_NOT_YET
-
+def _check_broker(app) -> None:
+    """With a broker configured, Celery must be installed (it is an extra)."""
     if app.config.get("BROKER_URL"):
-        raise click.ClickException(BROKER_NOT_YET)
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            from registry.audit_jobs.worker import CELERY_MISSING
+
+            raise click.ClickException(CELERY_MISSING) from None
 
 
 @click.group(help="The algorithm filing and audit registry (人工智能审批算法备案库).")
@@ -39,7 +43,7 @@ def serve(demo: bool, host: str, port: int) -> None:
     from registry import migrations
 
     app = _app(demo)
-    _refuse_unbuilt_broker(app)
+    _check_broker(app)
     engine = app.extensions["registry"].engine
     if app.config["MIGRATIONS_ON_START"] == "upgrade":
         migrations.upgrade(engine)
@@ -59,26 +63,54 @@ def serve(demo: bool, host: str, port: int) -> None:
 
     from registry.audit_jobs.worker import InProcessWorker
 
-    worker = InProcessWorker(app)  # audit jobs run in this process; queued and interrupted ones resume
-    worker.start()
+    if app.config.get("BROKER_URL"):
+        worker = None  # Celery workers run the audits (`celery -A registry.jobs worker`)
+        click.echo("Audit jobs go to the Celery workers of REGISTRY_BROKER_URL.")
+    else:
+        worker = InProcessWorker(app)  # audit jobs run in this process; queued and interrupted ones resume
+        worker.start()
+    mail = _mailer_thread(app)
     click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
-        worker.stop(timeout=5)
+        if worker is not None:
+            worker.stop(timeout=5)
+        if mail is not None:
+            mail.stop(timeout=5)
+
+
+def _mailer_thread(app):
+    """When SMTP is configured, a background thread that sends the e-mail outbox (None otherwise)."""
+    from registry.notifications.mailer import MailerThread, MailSettings
+
+    settings = MailSettings.from_config(app.config)
+    if settings is None:
+        return None
+    thread = MailerThread(app.extensions["registry"].engine, settings)
+    thread.start()
+    click.echo(f"E-mail notifications go through {settings.host}:{settings.port}.")
+    return thread
 
 
 @main.command("worker")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--poll-seconds", default=1.0, show_default=True, type=float)
 def worker_command(threads: int, poll_seconds: float) -> None:
-    """Run audit jobs in the foreground (a pool of THREADS) until Ctrl+C."""
+    """Run audit jobs in the foreground (a pool of THREADS) until Ctrl+C; with REGISTRY_BROKER_URL set, a Celery
+    worker with THREADS processes instead (the same as `celery -A registry.jobs worker -c THREADS`)."""
     import time
 
     from registry.audit_jobs.worker import InProcessWorker
 
     app = _app()
-    _refuse_unbuilt_broker(app)
+    _check_broker(app)
+    if app.config.get("BROKER_URL"):
+        from registry.jobs import make_celery
+
+        app.extensions["registry"].engine.dispose()
+        make_celery(app.config).worker_main(["worker", "--loglevel=INFO", f"--concurrency={threads}"])
+        return
     pool = InProcessWorker(app, threads=threads, poll_seconds=poll_seconds)
     pool.start()
     click.echo(f"Running audit jobs with {threads} thread(s)  (Ctrl+C to stop)")
@@ -123,8 +155,8 @@ def reaudit_due(now_text: str | None) -> None:
     exit (cron-friendly; Celery beat at scale). Prints one line per action and a summary."""
     from datetime import UTC, datetime
 
-    from audits import policy as policies
-    from registry.audit_jobs import schedule
+    from registry.audit_jobs.periodic import reaudit_due as run_due
+    from registry.audit_jobs.worker import queue_for
     from registry.db import utcnow
 
     if now_text:
@@ -135,23 +167,42 @@ def reaudit_due(now_text: str | None) -> None:
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
     else:
         now = utcnow()
-    policy = policies.load()
     app = _app()
     engine = app.extensions["registry"].engine
     try:
-        with transaction(engine) as session:
-            expired = schedule.expire_overdue(session=session, now=now, policy=policy)
-            lines = [
-                f"expired filing {e.filing.id} ({e.filing.filing_number}): re-audit due {e.due.isoformat()}"
-                for e in expired
-            ]
-            jobs = schedule.queue_due(session=session, now=now, policy=policy)
-            lines += [f"queued re-audit {j.id} of filing {j.filing_id} on {j.dataset}" for j in jobs]
+        run = run_due(engine, now=now)
+        queue = queue_for(app)
+        for job_id in run.job_ids:
+            queue.enqueue(job_id)  # the rows are committed: a queue only wakes the workers
     finally:
         engine.dispose()
-    for line in lines:
+    for line in run.lines:
         click.echo(line)
-    click.echo(f"Queued {len(jobs)} re-audit(s), expired {len(expired)} filing(s) at {now.isoformat()}.")
+    click.echo(run.summary)
+
+
+@main.group()
+def mail() -> None:
+    """E-mail notifications."""
+
+
+@mail.command("send-pending")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def mail_send_pending(limit: int) -> None:
+    """Send the e-mails waiting in the outbox through the configured SMTP server, then exit (cron-friendly).
+    A failed e-mail keeps its error and is tried again on a later run, after a pause."""
+    from registry.notifications.mailer import MailSettings, deliver_pending
+
+    app = _app()
+    settings = MailSettings.from_config(app.config)
+    if settings is None:
+        raise click.ClickException("No SMTP server is configured; set REGISTRY_SMTP_HOST (see the README).")
+    engine = app.extensions["registry"].engine
+    try:
+        done = deliver_pending(engine, settings, limit=limit)
+    finally:
+        engine.dispose()
+    click.echo(f"Sent {done.sent} e-mail(s); {done.retrying} to try again later, {done.failed} given up.")
 
 
 @main.group()

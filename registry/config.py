@@ -21,6 +21,7 @@ DEFAULTS: dict[str, object] = {
     "MIGRATIONS_ON_START": "upgrade",
     "MAX_MODEL_BYTES": 200 * MIB,
     "MAX_DOCUMENT_BYTES": 2 * MIB,
+    "MAX_DATASET_BYTES": 200 * MIB,  # a reference data file an administrator uploads (CSV or Parquet)
     "DEMO": False,
     "SESSION_HOURS": 8,
     "API_PAGE_SIZE": 50,
@@ -31,10 +32,40 @@ DEFAULTS: dict[str, object] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    # Audit jobs: None runs them in the app's own bounded pool; redis://… sends them to Celery workers.
+    "BROKER_URL": None,
+    "CELERY_QUEUE": "audits",
+    "AUDIT_LEASE_SECONDS": 60,  # a running job whose worker stops beating for this long is claimed again
+    "SWEEP_SECONDS": 60,  # Celery beat: how often jobs without a message (broker was down, worker died) are sent
+    "REAUDIT_EVERY_SECONDS": 3600,  # Celery beat: how often `reaudit due` runs
+    "BROKER_VISIBILITY_SECONDS": 3600,  # Redis: an unacknowledged message is delivered again after this long
+    # E-mail notifications: sent only when SMTP_HOST is set (each account's inbox works without it).
+    "SMTP_HOST": None,
+    "SMTP_PORT": 25,
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_STARTTLS": False,
+    "SMTP_FROM": "registry@localhost",
+    "SMTP_TIMEOUT": 30,
+    "MAIL_MAX_ATTEMPTS": 5,  # an e-mail that fails this many times is given up (its error is kept)
+    "PUBLIC_URL": None,  # e.g. https://registry.example.gov.cn: the absolute links in e-mails
 }
 
-_INT_KEYS = {"MAX_MODEL_BYTES", "MAX_DOCUMENT_BYTES", "SESSION_HOURS", "API_PAGE_SIZE"}
-_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE"}
+_INT_KEYS = {
+    "MAX_MODEL_BYTES",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_DATASET_BYTES",
+    "SESSION_HOURS",
+    "API_PAGE_SIZE",
+    "AUDIT_LEASE_SECONDS",
+    "SWEEP_SECONDS",
+    "REAUDIT_EVERY_SECONDS",
+    "BROKER_VISIBILITY_SECONDS",
+    "SMTP_PORT",
+    "SMTP_TIMEOUT",
+    "MAIL_MAX_ATTEMPTS",
+}
+_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS"}
 
 
 def from_environment(environ: os._Environ | dict | None = None) -> dict[str, object]:

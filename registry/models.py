@@ -6,6 +6,8 @@ from registry.cities.models import City
 from registry.decisions.models import Decision
 from registry.filings.models import Attachment, Comment, Filing, FilingNumberSequence, FilingTransition
 from registry.idempotency import IdempotencyRecord
+from registry.notifications.models import Notification, OutboxEmail
+from registry.reference_data.models import ReferenceDataset
 from registry.storage.models import StoredFile
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "FilingTransition",
     "IdempotencyRecord",
     "LoginSession",
+    "Notification",
+    "OutboxEmail",
+    "ReferenceDataset",
     "StoredFile",
     "User",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask
 
 import schemas as schema_files
+from registry.notifications.texts import Kind as NotificationKind
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -56,6 +57,13 @@ def _op(
 DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 FILING_ID = {"name": "filing_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+NOTIFICATION_ID = {
+    "name": "notification_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+DATASET_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 100}}
 REASON_BODY = {
     "required": False,
     "content": {
@@ -86,10 +94,31 @@ def document(app: Flask) -> dict:
         "paths": {
             "/api/v1/filings": {
                 "get": _op(
-                    "List the filings you may read",
+                    "List the filings you may read, filtered by state, city, scenario and risk tier (filters only "
+                    "narrow what you may read; an unknown value is a 422 naming /query/<parameter>)",
                     tags=["filings"],
                     parameters=[
                         {"name": "state", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "city",
+                            "in": "query",
+                            "description": "A city code of the registry (GB/T 2260)",
+                            "schema": {"type": "string", "pattern": "^[0-9]{6}$"},
+                        },
+                        {
+                            "name": "scenario",
+                            "in": "query",
+                            "schema": {"$ref": "/schemas/technical-document.json#/properties/scenario"},
+                        },
+                        {"name": "tier", "in": "query", "schema": {"enum": ["I", "II", "III", "IV"]}},
+                        {
+                            "name": "sort",
+                            "in": "query",
+                            "description": "waiting: filings awaiting the province first, longest in their state "
+                            "first (reviewers' default); -waiting: the same, shortest first; updated: latest change "
+                            "first (city teams' default)",
+                            "schema": {"enum": ["waiting", "-waiting", "updated"]},
+                        },
                         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                         {
                             "name": "per_page",
@@ -220,10 +249,54 @@ def document(app: Flask) -> dict:
             },
             "/api/v1/reference-datasets": {
                 "get": _op(
-                    "The reference data sets audits run on (never their rows; reviewers, administrators)",
+                    "The reference data sets audits run on: the shipped library and the active uploads (never their "
+                    "rows; reviewers, administrators)",
                     tags=["audits"],
-                    responses={"200": _json({"type": "object"}, "The reference library")},
-                )
+                    responses={"200": _json({"$ref": "#/components/schemas/ReferenceDatasetList"}, "The data sets")},
+                ),
+                "post": _op(
+                    "Upload a reference data set (administrators): its descriptor and its data file, checked whole "
+                    "before anything is kept",
+                    tags=["audits"],
+                    body={
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["descriptor", "data"],
+                                    "properties": {
+                                        "descriptor": {
+                                            **_schema_ref("reference-dataset"),
+                                            "description": "The descriptor, a JSON file (or text field)",
+                                        },
+                                        "data": {
+                                            "type": "string",
+                                            "contentMediaType": "application/octet-stream",
+                                            "description": "The data file: CSV or Parquet, as the descriptor's "
+                                            "format says; at most MAX_DATASET_BYTES",
+                                        },
+                                    },
+                                },
+                                "encoding": {"descriptor": {"contentType": "application/json"}},
+                            }
+                        },
+                    },
+                    responses={
+                        "201": _json({"$ref": "#/components/schemas/UploadedReferenceDataset"}, "The uploaded data set")
+                    },
+                ),
+            },
+            "/api/v1/reference-datasets/{name}/retire": {
+                "parameters": [DATASET_NAME],
+                "post": _op(
+                    "Retire an uploaded reference data set (administrators): new audits can no longer choose it; "
+                    "audits that used it still read it",
+                    tags=["audits"],
+                    responses={
+                        "200": _json({"$ref": "#/components/schemas/UploadedReferenceDataset"}, "The retired data set")
+                    },
+                ),
             },
             "/api/v1/filings/{filing_id}/audits": {
                 "parameters": [FILING_ID],
@@ -280,8 +353,8 @@ def document(app: Flask) -> dict:
             },
             "/api/v1/reaudits/attention": {
                 "get": _op(
-                    "Decided filings whose latest periodic re-audit failed or did not meet the policy, with that "
-                    "re-audit (reviewers, administrators)",
+                    "What the re-audit schedule puts before reviewers: failed re-audits, then overdue ones (soonest "
+                    "expiry first), then those due within 30 days; one item per filing (reviewers, administrators)",
                     tags=["audits"],
                     responses={"200": _json({"$ref": "#/components/schemas/ReauditAttentionList"}, "The filings")},
                 )
@@ -358,6 +431,68 @@ def document(app: Flask) -> dict:
                         }
                     ),
                     responses={"200": _json({"$ref": "#/components/schemas/Decision"}, "The withdrawn decision")},
+                ),
+            },
+            "/api/v1/decisions/{decision_id}/letter.pdf": {
+                "parameters": [DECISION_ID],
+                "get": _op(
+                    "The decision letter as PDF (effective decisions only: 409 otherwise), in Chinese, or in English "
+                    "with ?lang=en",
+                    tags=["decisions"],
+                    parameters=[{"name": "lang", "in": "query", "schema": {"enum": ["zh_CN", "en"]}}],
+                    responses={
+                        "200": {
+                            "description": "The letter",
+                            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+                        }
+                    },
+                ),
+            },
+            "/api/v1/notifications": {
+                "get": _op(
+                    "Your notifications, newest first (new comments, decisions, finished audits, re-audits due)",
+                    tags=["notifications"],
+                    parameters=[
+                        {
+                            "name": "unread",
+                            "in": "query",
+                            "schema": {"type": "boolean"},
+                            "description": "true: only the unread ones",
+                        },
+                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "per_page",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                    ],
+                    responses={
+                        "200": _json({"$ref": "#/components/schemas/NotificationPage"}, "A page of notifications")
+                    },
+                )
+            },
+            "/api/v1/notifications/{notification_id}/read": {
+                "parameters": [NOTIFICATION_ID],
+                "post": _op(
+                    "Mark one of your notifications read (another account's is 404)",
+                    tags=["notifications"],
+                    responses={"200": _json({"$ref": "#/components/schemas/Notification"}, "The notification")},
+                ),
+            },
+            "/api/v1/notifications/read-all": {
+                "post": _op(
+                    "Mark all your notifications read",
+                    tags=["notifications"],
+                    responses={
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["marked", "unread"],
+                                "properties": {"marked": {"type": "integer"}, "unread": {"type": "integer"}},
+                            },
+                            "How many were unread",
+                        )
+                    },
                 ),
             },
             "/api/v1/me": {
@@ -478,10 +613,30 @@ def document(app: Flask) -> dict:
                     "type": "object",
                     "required": ["items", "total", "page", "per_page"],
                     "properties": {
-                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Filing"}},
+                        "items": {
+                            "type": "array",
+                            "items": {
+                                "allOf": [
+                                    filing_ref,
+                                    {
+                                        "type": "object",
+                                        "required": ["in_state_since"],
+                                        "properties": {
+                                            "in_state_since": {
+                                                "type": "string",
+                                                "format": "date-time",
+                                                "description": "When the filing entered its current state (its "
+                                                "latest lifecycle step): how long it has waited",
+                                            }
+                                        },
+                                    },
+                                ]
+                            },
+                        },
                         "total": {"type": "integer"},
                         "page": {"type": "integer"},
                         "per_page": {"type": "integer"},
+                        "sort": {"enum": ["waiting", "-waiting", "updated"]},
                     },
                 },
                 "Attachment": {
@@ -519,13 +674,64 @@ def document(app: Flask) -> dict:
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "required": ["filing", "reaudit"],
+                                "required": ["kind", "filing", "reaudit", "next_audit_due", "expires_at"],
                                 "properties": {
+                                    "kind": {
+                                        "enum": ["failed_reaudit", "overdue", "due_soon"],
+                                        "description": "failed_reaudit: the latest re-audit failed or did not meet "
+                                        "the policy; overdue: the re-audit date has passed (the filing expires at "
+                                        "expires_at); due_soon: the re-audit falls due within 30 days",
+                                    },
                                     "filing": filing_ref,
-                                    "reaudit": {"$ref": "#/components/schemas/AuditJob"},
+                                    "reaudit": {
+                                        "description": "The failed re-audit, else the latest re-audit if any",
+                                        "oneOf": [{"$ref": "#/components/schemas/AuditJob"}, {"type": "null"}],
+                                    },
+                                    "next_audit_due": {"type": ["string", "null"], "format": "date-time"},
+                                    "expires_at": {
+                                        "type": ["string", "null"],
+                                        "format": "date-time",
+                                        "description": "The re-audit date plus the tier's grace period",
+                                    },
                                 },
                             },
                         }
+                    },
+                },
+                "ReferenceDataset": {
+                    "type": "object",
+                    "description": "A reference data set as reviewers choose it; never a row of its data.",
+                    "required": ["name", "description", "rows", "sensitive_attributes", "default_sensitive"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "description": {"type": "string"},
+                        "rows": {"type": "integer"},
+                        "sensitive_attributes": {"type": "array", "items": {"type": "string"}},
+                        "default_sensitive": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "ReferenceDatasetList": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/ReferenceDataset"}}
+                    },
+                },
+                "UploadedReferenceDataset": {
+                    "allOf": [{"$ref": "#/components/schemas/ReferenceDataset"}],
+                    "type": "object",
+                    "description": "An uploaded reference data set as administrators see it.",
+                    "properties": {
+                        "origin": {"const": "uploaded"},
+                        "version": {"type": "string"},
+                        "licence": {"type": "string"},
+                        "source": {"type": "string"},
+                        "format": {"enum": ["csv", "parquet"]},
+                        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "active": {"type": "boolean", "description": "False once retired"},
+                        "uploaded_by": {"type": ["string", "null"]},
+                        "uploaded_at": {"type": "string", "format": "date-time"},
+                        "retired_at": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
                 "AuditJobList": {
@@ -554,12 +760,50 @@ def document(app: Flask) -> dict:
                         "countersigned_by_id": {"type": ["integer", "null"]},
                         "effective_at": {"type": ["string", "null"], "format": "date-time"},
                         "filing_number": {"type": ["string", "null"]},
+                        "withdrawn_by_id": {
+                            "type": ["integer", "null"],
+                            "description": "Who withdrew the proposal (its proposer) or refused to countersign it",
+                        },
+                        "withdrawn_by": {"type": ["string", "null"]},
+                        "withdrawn_at": {"type": ["string", "null"], "format": "date-time"},
                         "note": {"type": "string", "description": "Reviewers and administrators only."},
                     },
                 },
                 "DecisionList": {
                     "type": "object",
                     "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Decision"}}},
+                },
+                "Notification": {
+                    "type": "object",
+                    "required": ["id", "kind", "link", "text", "text_zh", "created_at", "read"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "kind": {"enum": [kind.value for kind in NotificationKind]},
+                        "filing_id": {"type": ["integer", "null"]},
+                        "link": {
+                            "type": "string",
+                            "description": "A path in the registry: the filing, audit or decision",
+                        },
+                        "title": {"type": "string"},
+                        "title_zh": {"type": "string"},
+                        "text": {"type": "string", "description": "In English"},
+                        "text_zh": {"type": "string", "description": "In Chinese"},
+                        "params": {"type": "object", "description": "What the text is made of (names, ids, outcome)"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "read_at": {"type": ["string", "null"], "format": "date-time"},
+                        "read": {"type": "boolean"},
+                    },
+                },
+                "NotificationPage": {
+                    "type": "object",
+                    "required": ["items", "total", "unread", "page", "per_page"],
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Notification"}},
+                        "total": {"type": "integer"},
+                        "unread": {"type": "integer", "description": "All your unread notifications"},
+                        "page": {"type": "integer"},
+                        "per_page": {"type": "integer"},
+                    },
                 },
                 "TransitionList": {
                     "type": "object",

@@ -182,11 +182,62 @@ def _account(page, filing_in):
     page.goto("/account")
 
 
+def _inbox(page, filing_in):
+    filing_id = filing_in("changes_requested")  # the reviewer's request for changes is in Zhengzhou's inbox
+    log_in(page, "zhengzhou")
+    page.goto("/inbox")
+    assert page.locator(f"a[href='/filings/{filing_id}#comments']").count() >= 1
+    assert page.locator("#mark-all-read").is_visible()
+
+
+def _filings_queue(page, filing_in):
+    filing_in("submitted")
+    filing_in("under_review")
+    filing_in("approved")
+    log_in(page, "reviewer1")
+    page.goto("/filings?state=submitted&tier=III&sort=waiting")
+    assert page.locator("main table tbody tr").count() == 1
+    assert page.locator("#city").is_visible()
+
+
+def _reaudits(page, filing_in):
+    filing_in("approved")
+    log_in(page, "reviewer1")
+    page.goto("/reaudits")
+    assert page.locator("main table").count() == 3
+
+
+def _decision_letter(page, filing_in):
+    filing_id = filing_in("approved_with_conditions")
+    log_in(page, "zhengzhou")
+    page.goto(f"/filings/{filing_id}")
+    with page.expect_navigation():
+        page.click("a[href$='/letter']")
+    assert page.locator("#letter-pdf").is_visible()
+
+
 def _not_found(page, filing_in):
     filing_id = filing_in("changes_requested")  # Zhengzhou's: Luoyang may not see it
     log_in(page, "luoyang")
     response = page.goto(f"/filings/{filing_id}")
     assert response is not None and response.status == 404
+
+
+def _reference_datasets(page, filing_in):
+    log_in(page, "admin")
+    page.goto("/admin/reference-datasets")
+    assert page.locator("main table tbody tr").count() >= 3  # the shipped library
+
+
+def _reference_datasets_errors(page, filing_in):
+    log_in(page, "admin")
+    page.goto("/admin/reference-datasets")
+    page.set_input_files("#descriptor", files=[{"name": "d.json", "mimeType": "application/json", "buffer": b"{}"}])
+    page.set_input_files("#data", files=[{"name": "x.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"}])
+    with page.expect_navigation():
+        page.click("main form[enctype] button[type=submit]")
+    assert page.locator("#error-summary").is_visible()
+    assert page.locator("#descriptor-error-1").is_visible()
 
 
 PAGES: dict[str, Callable] = {
@@ -199,7 +250,13 @@ PAGES: dict[str, Callable] = {
     "filing-city": _filing_as_city,
     "filing-reviewer": _filing_as_reviewer,
     "account": _account,
+    "inbox": _inbox,
     "error-404": _not_found,
+    "filings-queue": _filings_queue,
+    "reaudits": _reaudits,
+    "decision-letter": _decision_letter,
+    "reference-datasets": _reference_datasets,
+    "reference-datasets-errors": _reference_datasets_errors,
 }
 
 

@@ -189,6 +189,8 @@ def test_a_job_whose_lease_lapsed_is_claimed_again_and_fails_after_max_attempts(
         s.commit()
     job = api("reviewer1").get(f"/api/v1/audits/{job_id}").get_json()
     assert job["state"] == "failed" and "interrupted 3 times" in job["error"]
+    inbox = api("reviewer1").get("/api/v1/notifications").get_json()["items"]
+    assert [n["kind"] for n in inbox if n["link"] == f"/audits/{job_id}"] == ["audit_failed"]  # its requester hears
 
 
 def test_two_workers_never_claim_the_same_job(engine, api, filing_in):

@@ -65,6 +65,19 @@ EXPECTED = {
     ("GET", "/audits/<int:job_id>"): STAFF,
     ("GET", "/audits/compare"): STAFF,
     ("GET", "/api/v1/reaudits/attention"): {REVIEWER, ADMIN},
+    # --- reference data sets an administrator uploads: city teams and the public are denied on every one
+    ("POST", "/api/v1/reference-datasets"): {ADMIN},
+    ("POST", "/api/v1/reference-datasets/<name>/retire"): {ADMIN},
+    ("GET", "/admin/reference-datasets"): {ADMIN},
+    ("POST", "/admin/reference-datasets"): {ADMIN},
+    ("POST", "/admin/reference-datasets/<name>/retire"): {ADMIN},
+    # --- notifications: each account's own inbox (another's notification is 404, tested in test_notifications)
+    ("GET", "/inbox"): STAFF,
+    ("POST", "/inbox/<int:notification_id>/read"): STAFF,
+    ("POST", "/inbox/read-all"): STAFF,
+    ("GET", "/api/v1/notifications"): STAFF,
+    ("POST", "/api/v1/notifications/<int:notification_id>/read"): STAFF,
+    ("POST", "/api/v1/notifications/read-all"): STAFF,
     # --- decisions (issue 4): add rows here
     ("POST", "/api/v1/filings/<int:filing_id>/decisions"): {REVIEWER},
     ("GET", "/api/v1/filings/<int:filing_id>/decisions"): STAFF,
@@ -75,6 +88,10 @@ EXPECTED = {
     ("POST", "/decisions/<int:decision_id>/countersign"): {REVIEWER},
     ("POST", "/decisions/<int:decision_id>/withdraw"): {REVIEWER},
     ("GET", "/decisions/<int:decision_id>/letter"): STAFF,
+    # --- the review queue's re-audits and the PDF letter (the same readers as the HTML letter)
+    ("GET", "/decisions/<int:decision_id>/letter.pdf"): STAFF,
+    ("GET", "/api/v1/decisions/<int:decision_id>/letter.pdf"): STAFF,
+    ("GET", "/reaudits"): {REVIEWER, ADMIN},
 }
 ROLE_USER = {CITY: "zhengzhou", REVIEWER: "reviewer1", ADMIN: "admin"}
 # The step each role would take on a submitted filing (the route admits both kinds of actor).
@@ -100,6 +117,7 @@ def _url(rule: str, role: str, filing_id: int, token_id: int) -> str:
         rule.replace("<int:filing_id>", str(filing_id))
         .replace("<int:token_id>", str(token_id))
         .replace("<int:decision_id>", "1")  # none exists: an admitted caller gets 404, a refused one 401/403
+        .replace("<int:notification_id>", "1")  # none of the caller's: allowed roles get 404, denied ones 401/403
         .replace("<int:job_id>", "1")  # no such audit: allowed roles get 404, denied ones 401/403
         .replace("<action>", ROLE_ACTION[role])
         .replace("<name>", "technical-document")

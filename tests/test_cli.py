@@ -102,14 +102,6 @@ def test_the_command_line_lists_its_commands():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
-def test_a_broker_url_without_the_celery_backend_is_refused_at_start_not_per_request(instance, monkeypatch, command):
-    monkeypatch.setenv("REGISTRY_BROKER_URL", "redis://127.0.0.1:6379/0")
-    result = CliRunner().invoke(cli.main, command)
-    assert result.exit_code != 0
-    assert "REGISTRY_BROKER_URL" in result.output
-
-
 def test_the_demo_has_a_filing_a_reviewer_can_really_audit(instance):
     """The reference-data pilot: its model reads German credit's columns, so its audit completes with a report."""
     from registry.audit_jobs import service as audit_jobs

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, url_for
 
+from audits import policy as policies
 from registry.access import allow, current_actor
 from registry.api_support import idempotent, json_body, json_response
-from registry.audit_jobs import schedule
+from registry.audit_jobs import attention
 from registry.audit_jobs import service as audits
 from registry.audit_jobs.models import AuditJob
 from registry.audit_jobs.worker import queue_for
+from registry.db import utcnow
 from registry.filings.serialize import filing_json
 from registry.request_db import db
 
@@ -49,8 +51,9 @@ def job_json(job: AuditJob) -> dict:
 @bp.get("/reference-datasets")
 @allow("reviewer", "admin")
 def reference_datasets():
-    """The engine's reference library: name, description, rows and sensitive attributes (never a row of data)."""
-    return json_response({"items": audits.reference_datasets()})
+    """The reference data sets (shipped and active uploads): name, description, rows and sensitive attributes
+    (never a row of data)."""
+    return json_response({"items": audits.reference_datasets(db())})
 
 
 @bp.post("/filings/<int:filing_id>/audits")
@@ -106,10 +109,17 @@ def get_report(job_id: int):
 @bp.get("/reaudits/attention")
 @allow("reviewer", "admin")
 def reaudit_attention():
-    """Decided filings whose latest periodic re-audit failed or did not meet the policy, with that re-audit."""
+    """What the re-audit schedule puts in front of reviewers (registry.audit_jobs.attention): filings whose latest
+    re-audit failed or did not meet the policy, then overdue ones (with the day each expires), then those due soon."""
     session, actor = db(), current_actor()
     items = [
-        {"filing": filing_json(session, filing, actor), "reaudit": job_json(job)}
-        for filing, job in schedule.needs_attention(session=session)
+        {
+            "kind": item.kind,
+            "filing": filing_json(session, item.filing, actor),
+            "reaudit": job_json(item.reaudit) if item.reaudit is not None else None,
+            "next_audit_due": item.due.isoformat() if item.due else None,
+            "expires_at": item.expires_at.isoformat() if item.expires_at else None,
+        }
+        for item in attention.attention(session=session, now=utcnow(), policy=policies.load())
     ]
     return json_response({"items": items})

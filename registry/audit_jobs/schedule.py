@@ -26,6 +26,7 @@ from registry.filings import lifecycle
 from registry.filings import service as filings
 from registry.filings.lifecycle import Action, State
 from registry.filings.models import Comment, Filing
+from registry.notifications import service as notifications
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def on_job_finished(*, session: Session, job_id: int, now: datetime | None = Non
     date forward from ``now``; not meeting it, or failing, leaves the filing overdue and in front of the reviewers
     (a reviewer-only note on its thread when the job has a requester to sign it; :func:`needs_attention` always).
     """
+    notifications.audit_finished(session=session, job_id=job_id)
     job = session.get(AuditJob, job_id)
     if job is None or job.reason != REAUDIT:
         return
@@ -177,6 +179,7 @@ def queue_due(*, session: Session, now: datetime, policy: policies.Policy) -> li
         session.add(job)
         queued.append(job)
     session.flush()
+    notifications.reaudits_queued(session=session, jobs=queued)
     return queued
 
 
@@ -215,17 +218,23 @@ def expire_overdue(*, session: Session, now: datetime, policy: policies.Policy) 
         session.add(filing)
         expired.append(Expired(filing=filing, due=due))
     session.flush()
+    notifications.filings_expired(session=session, expired=[(e.filing, e.due) for e in expired])
     return expired
 
 
-def needs_attention(*, session: Session) -> list[tuple[Filing, AuditJob]]:
-    """Decided filings whose latest re-audit failed or did not meet the policy, with that re-audit, oldest first."""
-    latest = (
+def latest_reaudits():
+    """A subquery: each filing's newest re-audit job (``filing_id``, ``job_id``)."""
+    return (
         select(AuditJob.filing_id, sa.func.max(AuditJob.id).label("job_id"))
         .where(AuditJob.reason == REAUDIT)
         .group_by(AuditJob.filing_id)
         .subquery()
     )
+
+
+def needs_attention(*, session: Session) -> list[tuple[Filing, AuditJob]]:
+    """Decided filings whose latest re-audit failed or did not meet the policy, with that re-audit, oldest first."""
+    latest = latest_reaudits()
     rows = session.exec(
         select(Filing, AuditJob)
         .join(latest, latest.c.filing_id == Filing.id)

@@ -14,8 +14,9 @@ import json
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,6 +36,7 @@ from registry.db import transaction, utcnow
 from registry.errors import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from registry.filings import lifecycle
 from registry.filings.models import Filing
+from registry.reference_data import service as reference_data
 from registry.storage import service as storage
 from registry.storage.files import LocalContentStore
 from schemas.validation import FieldError
@@ -53,21 +55,14 @@ JOB = AuditJob.__table__
 # --- reviewers and city teams --------------------------------------------------------------------------------------
 
 
-def reference_datasets() -> list[dict]:
-    """The engine's reference library as reviewers choose from it: name, description, rows, sensitive attributes.
+def reference_datasets(session: Session) -> list[dict]:
+    """The reference data sets reviewers choose from: the engine's shipped library and the active uploads, each as
+    name, description, rows, sensitive attributes and default ones.
 
-    Never a row of data. Descriptors that do not validate are left out.
+    Never a row of data. Shipped descriptors that do not validate and retired uploads are left out.
     """
-    return [
-        {
-            "name": d["name"],
-            "description": d["description"],
-            "rows": d["rows"],
-            "sensitive_attributes": d["sensitive_attributes"],
-            "default_sensitive": d["default_sensitive"],
-        }
-        for d in reference.list_datasets()
-    ]
+    keys = ("name", "description", "rows", "sensitive_attributes", "default_sensitive")
+    return [{k: d[k] for k in keys} for d in reference_data.all_datasets(session)]
 
 
 def _require_reviewer(actor: Actor) -> None:
@@ -75,9 +70,9 @@ def _require_reviewer(actor: Actor) -> None:
         raise Forbidden("Only provincial reviewers start audits.", code="reviewers_only")
 
 
-def _check_request(dataset, sensitive_attributes, seed, replicates) -> tuple[dict, list[str]]:
+def _check_request(session, dataset, sensitive_attributes, seed, replicates) -> tuple[dict, list[str]]:
     """The chosen data set's summary and attributes. Raises Unprocessable / ValidationFailed naming each field."""
-    library = {d["name"]: d for d in reference_datasets()}
+    library = {d["name"]: d for d in reference_datasets(session)}
     if not isinstance(dataset, str) or dataset not in library:
         raise Unprocessable(
             f"Unknown reference data set {dataset!r}; use one of {', '.join(sorted(library)) or 'none'}.",
@@ -153,7 +148,7 @@ def start_audit(
         )
     if filing.model_sha256 is None:
         raise Conflict("The filing has no model to audit.", code="no_model")
-    _chosen, attributes = _check_request(dataset, sensitive_attributes, seed, replicates)
+    _chosen, attributes = _check_request(session, dataset, sensitive_attributes, seed, replicates)
     if filing.state in lifecycle.DECIDED:
         reason = schedule.REAUDIT  # an audit of a decided filing is a re-audit: its outcome moves the schedule
     job = AuditJob(
@@ -214,6 +209,54 @@ def _move(session: Session, job_id: int, expected: dict, values: dict) -> bool:
     return result.rowcount == 1
 
 
+def _claim(session: Session, row, worker: str, lease_seconds: float, now) -> AuditJob | None:
+    """Try to move one candidate row (queued, or running with a lapsed lease) to ``running`` for ``worker``.
+
+    A lapsed job that already used ``max_attempts`` is failed instead, with the reason. None when another worker
+    won the row first, or it was failed here.
+    """
+    expected = {"state": row.state, "attempts": row.attempts}
+    if row.state == JobState.RUNNING and row.attempts >= row.max_attempts:
+        failed = _move(
+            session,
+            row.id,
+            expected,
+            {
+                "state": JobState.FAILED,
+                "error": f"The audit was interrupted {row.attempts} times (its worker stopped before it "
+                f"finished); it is not tried again.",
+                "finished_at": now,
+                "lease_until": None,
+            },
+        )
+        if failed:  # like any other end of a job: the schedule and the people waiting for it hear of it
+            schedule.on_job_finished(session=session, job_id=row.id, now=now)
+        return None
+    won = _move(
+        session,
+        row.id,
+        expected,
+        {
+            "state": JobState.RUNNING,
+            "worker": worker,
+            "attempts": row.attempts + 1,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+            "started_at": now,
+            "progress": 0.0,
+            "error": None,
+        },
+    )
+    if not won:
+        return None
+    session.flush()
+    job = session.get(AuditJob, row.id)
+    session.refresh(job)
+    return job
+
+
+_CANDIDATE_COLUMNS = (JOB.c.id, JOB.c.state, JOB.c.attempts, JOB.c.max_attempts, JOB.c.lease_until)
+
+
 def claim_next(*, session: Session, worker: str, lease_seconds: float) -> AuditJob | None:
     """Move ONE job to ``running`` for ``worker`` and return it, or None when there is nothing to run.
 
@@ -223,7 +266,7 @@ def claim_next(*, session: Session, worker: str, lease_seconds: float) -> AuditJ
     """
     now = utcnow()
     candidates = session.execute(
-        sa.select(JOB.c.id, JOB.c.state, JOB.c.attempts, JOB.c.max_attempts, JOB.c.lease_until)
+        sa.select(*_CANDIDATE_COLUMNS)
         .where(
             sa.or_(
                 JOB.c.state == JobState.QUEUED,
@@ -234,41 +277,39 @@ def claim_next(*, session: Session, worker: str, lease_seconds: float) -> AuditJ
         .limit(20)
     ).all()
     for row in candidates:
-        expected = {"state": row.state, "attempts": row.attempts}
-        if row.state == JobState.RUNNING and row.attempts >= row.max_attempts:
-            _move(
-                session,
-                row.id,
-                expected,
-                {
-                    "state": JobState.FAILED,
-                    "error": f"The audit was interrupted {row.attempts} times (its worker stopped before it "
-                    f"finished); it is not tried again.",
-                    "finished_at": now,
-                    "lease_until": None,
-                },
-            )
-            continue
-        won = _move(
-            session,
-            row.id,
-            expected,
-            {
-                "state": JobState.RUNNING,
-                "worker": worker,
-                "attempts": row.attempts + 1,
-                "lease_until": now + timedelta(seconds=lease_seconds),
-                "started_at": now,
-                "progress": 0.0,
-                "error": None,
-            },
-        )
-        if won:
-            session.flush()
-            job = session.get(AuditJob, row.id)
-            session.refresh(job)
+        job = _claim(session, row, worker, lease_seconds, now)
+        if job is not None:
             return job
     return None
+
+
+class Claim(NamedTuple):
+    """What :func:`claim_job` found: ``claimed`` (``job`` is now this worker's), ``busy`` (another worker holds a
+    live lease until ``lease_until``) or ``ended`` (done, failed or gone: nothing to do)."""
+
+    outcome: str
+    job: AuditJob | None = None
+    lease_until: datetime | None = None
+
+
+def claim_job(*, session: Session, job_id: int, worker: str, lease_seconds: float) -> Claim:
+    """Claim one named job (a Celery message carries its id), under the same rules as :func:`claim_next`.
+
+    The caller commits.
+    """
+    now = utcnow()
+    row = session.execute(sa.select(*_CANDIDATE_COLUMNS).where(JOB.c.id == job_id)).first()
+    if row is None or row.state not in (JobState.QUEUED, JobState.RUNNING):
+        return Claim("ended")
+    if row.state == JobState.RUNNING and row.lease_until is not None and row.lease_until >= now:
+        return Claim("busy", lease_until=row.lease_until)
+    job = _claim(session, row, worker, lease_seconds, now)
+    if job is not None:
+        return Claim("claimed", job=job)
+    after = session.execute(sa.select(*_CANDIDATE_COLUMNS).where(JOB.c.id == job_id)).first()
+    if after is not None and after.state == JobState.RUNNING:
+        return Claim("busy", lease_until=after.lease_until)
+    return Claim("ended")
 
 
 def _input_order(model_path: Path, technical_document: dict, max_bytes: int) -> list[str] | None:
@@ -362,7 +403,7 @@ def run_job(
         with _Lease(engine, job_id, worker, lease_seconds) as lease:
             lease.progress = 0.02
             lease.write()
-            data = reference.load(request["dataset"])
+            data = reference_data.load_for_audit(engine, content, request["dataset"])
             limits = limits or Limits()
             result = audit_engine.run_audit(
                 model_path=model_path,

@@ -10,11 +10,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest as HTTPBadRequest
 
+from audits import policy as policies
 from registry.access import allow, current_actor
 from registry.accounts.models import Role
+from registry.audit_jobs import attention
 from registry.audit_jobs import service as audits
 from registry.audit_jobs.models import JobState
 from registry.audit_jobs.worker import queue_for
+from registry.db import utcnow
 from registry.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from registry.filings import service as filings
 from registry.i18n import is_chinese
@@ -84,7 +87,7 @@ def _panel(filing) -> dict:
     return {
         "jobs": jobs,
         "may_start": may_start,
-        "datasets": audits.reference_datasets() if may_start else [],
+        "datasets": audits.reference_datasets(db()) if may_start else [],
         "states": state_names(),
     }
 
@@ -231,4 +234,28 @@ def compare():
         criteria_by_id=by_id,
         overall_figures=("count",) + FIGURES + ("brier",),
         **_page_common(),
+    )
+
+
+# --- the periodic re-audits that need a reviewer -------------------------------------------------------------------
+
+
+@bp.get("/reaudits")
+@allow("reviewer", "admin")
+def reaudits():
+    """Failed re-audits, overdue re-audits (with the day each filing expires) and re-audits falling due soon."""
+    items = attention.attention(session=db(), now=utcnow(), policy=policies.load())
+    return render_template(
+        "audit_jobs/reaudits.html",
+        groups={kind: [i for i in items if i.kind == kind] for kind in attention.KINDS},
+        due_soon_days=attention.DUE_SOON_DAYS,
+        states=state_names(),
+    )
+
+
+@bp.record_once
+def _register_next_audit(state) -> None:
+    """``next_audit(filing)`` on the filing page: the next re-audit date, the expiry it guards and whether overdue."""
+    state.app.jinja_env.globals["next_audit"] = lambda filing: attention.next_audit(
+        filing=filing, now=utcnow(), policy=policies.load()
     )

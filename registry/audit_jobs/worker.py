@@ -2,11 +2,12 @@
 
 The queue backend is chosen by configuration (DESIGN.md "Backends chosen by configuration"): ``JobQueue`` is the
 one thing the web code calls after it queues a job. ``InProcessQueue`` only wakes the pool (the table is the
-queue, so nothing is lost if nobody is listening); a Celery backend (``REGISTRY_BROKER_URL``) is one more class
-whose ``enqueue`` sends the job id to a Celery task that calls :func:`run_one` on a worker machine.
+queue, so nothing is lost if nobody is listening); ``CeleryQueue`` (``REGISTRY_BROKER_URL`` set) sends the job's
+id to the Celery workers of :mod:`registry.jobs`, which claim it under the same rules.
 
-Nothing here starts by itself: ``registry serve`` starts the pool, ``registry worker`` runs it in the foreground,
-``registry audits run-pending`` runs what is queued and exits.
+Nothing here starts by itself: ``registry serve`` starts the pool (not when a broker is set), ``registry worker``
+runs it in the foreground (or a Celery worker when a broker is set), ``registry audits run-pending`` runs what is
+queued and exits.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from registry.db import transaction
 from registry.storage.files import LocalContentStore
 
 log = logging.getLogger(__name__)
-LEASE_SECONDS = 60.0
+LEASE_SECONDS = 60.0  # the default of REGISTRY_AUDIT_LEASE_SECONDS
 
 
 class JobQueue(Protocol):
@@ -44,12 +45,39 @@ class InProcessQueue:
         self.wake.set()
 
 
-BACKENDS: dict[str, type] = {"inprocess": InProcessQueue}
+class CeleryQueue:
+    """``REGISTRY_BROKER_URL`` is set: ``enqueue`` sends the job's id to the Celery workers (``registry.jobs``).
+
+    If the broker cannot be reached the job stays queued in the table (the request still succeeds) and the sweep
+    that every worker runs when it starts, and Celery beat runs every minute, sends it later.
+    """
+
+    def __init__(self, settings) -> None:
+        try:
+            from registry.jobs import make_celery
+        except ImportError as exc:  # celery is an optional extra
+            raise RuntimeError(CELERY_MISSING) from exc
+        self.celery = make_celery(settings)
+
+    def enqueue(self, job_id: int, countdown: float | None = None) -> None:
+        from registry.jobs import TASK_RUN
+
+        try:
+            self.celery.send_task(
+                TASK_RUN,
+                args=[job_id],
+                countdown=countdown,
+                retry=True,
+                retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+            )
+        except Exception:
+            log.warning(
+                "could not send audit job %s to the broker; the sweep will send it later", job_id, exc_info=True
+            )
 
 
-BROKER_NOT_YET = (
-    "REGISTRY_BROKER_URL is set, but the Celery backend for audit jobs is not built yet; "
-    "unset it to run audits with the in-process worker."
+CELERY_MISSING = (
+    "REGISTRY_BROKER_URL is set but Celery is not installed; install the extra: pip install -e '.[celery]'."
 )
 
 
@@ -58,7 +86,8 @@ def queue_for(app: Flask) -> JobQueue:
     so a queue only wakes a worker: a job is never lost if nobody is listening."""
     queue = app.extensions.get("audit_queue")
     if queue is None:
-        queue = app.extensions["audit_queue"] = BACKENDS["inprocess"]()
+        queue = CeleryQueue(app.config) if app.config.get("BROKER_URL") else InProcessQueue()
+        app.extensions["audit_queue"] = queue
     return queue
 
 
@@ -107,6 +136,7 @@ class InProcessWorker:
             state = app_or_engine.extensions["registry"]
             self.engine, self.content = state.engine, content or state.content
             queue = queue or queue_for(app_or_engine)
+            lease_seconds = float(app_or_engine.config.get("AUDIT_LEASE_SECONDS") or lease_seconds)
         else:
             self.engine, self.content = app_or_engine, content
         if self.content is None:

@@ -1,15 +1,20 @@
-"""REST API for decisions under /api/v1: propose, countersign, withdraw, read. Thin: parse, call the service."""
+"""REST API for decisions under /api/v1: propose, countersign, withdraw, read, the PDF letter. Thin: parse, call
+the service."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, Response, current_app, url_for
+from flask_babel import gettext
 
 from registry.access import allow, current_actor
 from registry.accounts import service as accounts
 from registry.api_support import idempotent, json_body, json_response
+from registry.decisions import letter as letters
+from registry.decisions import letter_pdf as pdf
 from registry.decisions import service as decisions
 from registry.decisions.models import Decision
 from registry.errors import Unprocessable
+from registry.i18n import is_chinese
 from registry.request_db import db
 
 bp = Blueprint("decisions_api", __name__, url_prefix="/api/v1")
@@ -40,10 +45,15 @@ def decision_json(decision: Decision) -> dict:
         "countersigned_at": _time(decision.countersigned_at),
         "effective_at": _time(decision.effective_at),
         "filing_number": decision.filing_number,
+        "withdrawn_by_id": decision.withdrawn_by_id,
+        "withdrawn_at": _time(decision.withdrawn_at),
     }
-    names = accounts.display_names(session=db(), ids=[decision.proposed_by_id, decision.countersigned_by_id])
+    names = accounts.display_names(
+        session=db(), ids=[decision.proposed_by_id, decision.countersigned_by_id, decision.withdrawn_by_id]
+    )
     body["proposed_by"] = names.get(decision.proposed_by_id)
     body["countersigned_by"] = names.get(decision.countersigned_by_id)
+    body["withdrawn_by"] = names.get(decision.withdrawn_by_id)
     if decisions.may_see_note(actor):
         body["note"] = decision.note
     return body
@@ -121,3 +131,12 @@ def withdraw(decision_id: int):
         return 200, decision_json(decision)
 
     return idempotent(work)
+
+
+@bp.get("/decisions/<int:decision_id>/letter.pdf")
+@allow(*STAFF)
+def letter_pdf(decision_id: int):
+    """The decision letter as PDF (effective decisions only; 409 otherwise), in Chinese or with ?lang=en English."""
+    source = letters.load(session=db(), actor=current_actor(), decision_id=decision_id)
+    letter = letters.compose(source, gettext=gettext, chinese=is_chinese())
+    return Response(pdf.render(letter), mimetype=pdf.MEDIA_TYPE, headers=pdf.headers(decision_id))

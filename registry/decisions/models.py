@@ -36,5 +36,8 @@ class Decision(SQLModel, table=True):
     countersigned_by_id: int | None = Field(default=None, foreign_key="user.id")
     countersigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     effective_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Who withdrew the proposal (its proposer) or refused to countersign it (another reviewer), and when.
+    withdrawn_by_id: int | None = Field(default=None, foreign_key="user.id")
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     filing_number: str | None = Field(default=None, max_length=40)
     note: str = Field(default="", max_length=4000)

@@ -20,6 +20,7 @@ from registry.filings import lifecycle
 from registry.filings import service as filings
 from registry.filings.lifecycle import State
 from registry.filings.models import Comment, Filing, FilingTransition
+from registry.notifications import service as notifications
 
 MAX_ITEMS = 50
 MAX_CONDITION = 2000  # schemas/decision.json
@@ -85,6 +86,7 @@ def _take_effect(session: Session, actor: Actor, decision: Decision, filing: Fil
     decision.effective_at = filing.decided_at or utcnow()
     decision.filing_number = filing.filing_number if decision.outcome != Outcome.REJECTED else None
     session.add(decision)
+    notifications.decision_effective(session=session, actor=actor, decision=decision, filing=filing)
 
 
 def propose(
@@ -160,6 +162,7 @@ def propose(
     if not lifecycle.needs_countersignature(decision.tier):
         _take_effect(session, actor, decision, filing, province)
     session.flush()
+    notifications.decision_proposed(session=session, actor=actor, decision=decision, filing=filing)
     return decision
 
 
@@ -217,6 +220,7 @@ def withdraw(*, session: Session, actor: Actor, decision_id: int, reason: str) -
     refused = decision.proposed_by_id != actor.user_id
     heading = "Countersignature refused" if refused else "Proposal withdrawn"
     decision.state = DecisionState.WITHDRAWN
+    decision.withdrawn_by_id, decision.withdrawn_at = actor.user_id, utcnow()
     decision.note = (decision.note + "\n" if decision.note else "") + f"{heading}: {reason}"
     decision.note = decision.note[-MAX_NOTE:]
     session.add(decision)
@@ -230,6 +234,7 @@ def withdraw(*, session: Session, actor: Actor, decision_id: int, reason: str) -
         )
     )
     session.flush()
+    notifications.decision_withdrawn(session=session, actor=actor, decision=decision, filing=filing, reason=reason)
     return decision
 
 

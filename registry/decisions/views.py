@@ -1,5 +1,5 @@
 """Pages for decisions: the decisions panel on a filing's page, its forms (propose, countersign, withdraw or
-refuse), and the decision letter.
+refuse), and the decision letter (HTML and PDF, both from ``registry.decisions.letter``).
 
 The panel is ``templates/decisions/_filing_panel.html``, included by the filing page; its data comes from the
 ``decision_panel(filing)`` template global registered here. Errors a reviewer can fix are shown in the panel on
@@ -8,19 +8,21 @@ the filing's page, with the status they carry; unknown or unreadable decisions g
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from registry.access import allow, current_actor
 from registry.accounts import service as accounts
-from registry.cities import service as cities
+from registry.decisions import letter as letters
+from registry.decisions import letter_pdf as pdf
 from registry.decisions import service as decisions
 from registry.decisions.models import DecisionState, Outcome
 from registry.errors import Conflict, Forbidden, Unprocessable
 from registry.filings import service as filings
 from registry.filings.lifecycle import State
 from registry.filings.models import Filing
+from registry.i18n import is_chinese
 from registry.request_db import db
 
 bp = Blueprint("decisions", __name__)
@@ -35,7 +37,6 @@ OUTCOMES = {
     Outcome.APPROVED_WITH_CONDITIONS.value: _l("Approved with conditions"),
     Outcome.REJECTED.value: _l("Rejected"),
 }
-PROVINCES = {"410000": ("河南省", "Henan Province")}
 
 
 def _lines(text: str | None) -> list[str]:
@@ -51,7 +52,8 @@ def decision_panel(filing: Filing) -> dict:
     return {
         "decisions": items,
         "names": accounts.display_names(
-            session=db(), ids=[d.proposed_by_id for d in items] + [d.countersigned_by_id for d in items]
+            session=db(),
+            ids=[i for d in items for i in (d.proposed_by_id, d.countersigned_by_id, d.withdrawn_by_id)],
         ),
         "show_notes": decisions.may_see_note(actor),
         "may_propose": is_reviewer and filing.state == State.UNDER_REVIEW and open_proposal is None,
@@ -160,19 +162,19 @@ def withdraw(decision_id: int):
 @allow("city", "reviewer", "admin")
 def letter(decision_id: int):
     """The decision letter (HTML, printable) of an effective decision, in the reader's language."""
-    actor = current_actor()
-    decision = decisions.get(session=db(), actor=actor, decision_id=decision_id)
-    if decision.state != DecisionState.EFFECTIVE:
-        raise Conflict("A letter is issued only for an effective decision.", code="decision_not_effective")
-    filing = filings.get_filing(session=db(), actor=actor, filing_id=decision.filing_id)
-    city = cities.get_city(session=db(), code=filing.city_code)
-    province = PROVINCES.get(city.province_code if city else "", (None, None))
+    source = letters.load(session=db(), actor=current_actor(), decision_id=decision_id)
     return render_template(
         "decisions/letter.html",
-        decision=decision,
-        filing=filing,
-        city=city,
-        province_zh=province[0],
-        province_en=province[1],
-        outcomes=OUTCOMES,
+        letter=letters.compose(source, gettext=_, chinese=is_chinese()),
+        decision=source.decision,
+        filing=source.filing,
     )
+
+
+@bp.get("/decisions/<int:decision_id>/letter.pdf")
+@allow("city", "reviewer", "admin")
+def letter_pdf(decision_id: int):
+    """The same letter as PDF, in the reader's language (``?lang=en`` or the language switch)."""
+    source = letters.load(session=db(), actor=current_actor(), decision_id=decision_id)
+    letter = letters.compose(source, gettext=_, chinese=is_chinese())
+    return Response(pdf.render(letter), mimetype=pdf.MEDIA_TYPE, headers=pdf.headers(decision_id))

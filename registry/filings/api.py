@@ -23,20 +23,26 @@ def _filing_answer(filing, status: int = 200) -> tuple[int, dict]:
 @bp.get("/filings")
 @allow(*STAFF)
 def list_filings():
-    """The filings the caller may read: a city team its own city's, reviewers every submitted one."""
+    """The filings the caller may read (a city team its own city's, reviewers every submitted one), filtered by
+    state, city, scenario and tier, with when each entered its current state; an unknown filter value is a 422."""
     page = filings.list_filings(
         session=db(),
         actor=current_actor(),
-        state=request.args.get("state"),
+        **{name: request.args.get(name) for name in filings.FILTERS},
+        sort=request.args.get("sort"),
         page=int_arg("page", 1),
         per_page=int_arg("per_page", current_app.config["API_PAGE_SIZE"]),
     )
     return json_response(
         {
-            "items": [filing_json(db(), f, current_actor()) for f in page.items],
+            "items": [
+                {**filing_json(db(), f, current_actor()), "in_state_since": page.in_state_since[f.id].isoformat()}
+                for f in page.items
+            ],
             "total": page.total,
             "page": page.page,
             "per_page": page.per_page,
+            "sort": page.sort,
         }
     )
 

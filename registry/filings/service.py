@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,6 +15,7 @@ from sqlmodel import Session, func, select
 from audits.model_check import ModelRejected, check_model_file
 from registry import authz
 from registry.authz import Actor
+from registry.cities.models import City
 from registry.db import utcnow
 from registry.decisions.models import Decision
 from registry.errors import (
@@ -25,13 +28,26 @@ from registry.errors import (
 from registry.filings import lifecycle, numbers, risk
 from registry.filings.lifecycle import Action, State
 from registry.filings.models import Attachment, Comment, Filing, FilingTransition
+from registry.notifications import service as notifications
 from registry.storage import service as storage
 from registry.storage.files import ContentStore
+from schemas import load as load_schema
 from schemas import validation as contracts
 
 MODEL = "model"
 DOCUMENT = "document"
 ATTACHMENT_KINDS = (MODEL, DOCUMENT)
+
+
+# Orders of a filing list. WAITING: the filings waiting for the province (submitted, under review, resubmitted)
+# first, each group longest in its current state first (the reviewers' default); BRIEFEST_WAIT: the same groups,
+# most recent arrivals first; UPDATED: most recently changed first (the city teams' default).
+WAITING = "waiting"
+BRIEFEST_WAIT = "-waiting"
+UPDATED = "updated"
+SORTS = (WAITING, BRIEFEST_WAIT, UPDATED)
+# The filters of a filing list, by query parameter name.
+FILTERS = ("state", "city", "scenario", "tier")
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,9 @@ class Page:
     total: int
     page: int
     per_page: int
+    # When each listed filing entered its current state (its latest lifecycle step), by filing id.
+    in_state_since: dict[int, datetime] = field(default_factory=dict)
+    sort: str = UPDATED
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
@@ -50,32 +69,109 @@ def get_filing(*, session: Session, actor: Actor, filing_id: int) -> Filing:
     return authz.require_read_filing(actor, session.get(Filing, filing_id))
 
 
+@functools.cache
+def scenarios() -> tuple[str, ...]:
+    """The approval scenarios a technical document may name (its schema's enumeration)."""
+    return tuple(load_schema("technical-document")["properties"]["scenario"]["enum"])
+
+
+def default_sort(actor: Actor) -> str:
+    """Reviewers and administrators work through the queue longest-waiting first; city teams see their latest."""
+    return WAITING if actor.role in ("reviewer", "admin") else UPDATED
+
+
+def _filter_errors(session: Session, wanted: dict[str, str | None]) -> list[contracts.FieldError]:
+    allowed = {
+        "state": tuple(s.value for s in State),
+        "scenario": scenarios(),
+        "tier": risk.TIERS,
+        "sort": SORTS,
+    }
+    errors = []
+    for name, value in wanted.items():
+        if value is None:
+            continue
+        known = session.get(City, value) is not None if name == "city" else value in allowed[name]
+        if not known:
+            choices = "a city code of the registry" if name == "city" else f"one of {', '.join(allowed[name])}"
+            choices_zh = "本系统中的城市代码" if name == "city" else "、".join(allowed[name])
+            errors.append(
+                contracts.FieldError(
+                    pointer=f"/query/{name}",
+                    keyword="enum",
+                    message=f"Unknown {name} {value!r}; use {choices}.",
+                    message_zh=f"未知的 {name} 取值“{value}”，可用：{choices_zh}。",
+                )
+            )
+    return errors
+
+
 def list_filings(
-    *, session: Session, actor: Actor, state: str | None = None, page: int = 1, per_page: int = 50
+    *,
+    session: Session,
+    actor: Actor,
+    state: str | None = None,
+    city: str | None = None,
+    scenario: str | None = None,
+    tier: str | None = None,
+    sort: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
 ) -> Page:
-    """The filings ``actor`` may read, newest first, one page at a time. Raises Unprocessable for a bad filter."""
-    if state is not None and state not in State._value2member_map_:
-        raise Unprocessable(
-            f"Unknown state {state!r}; use one of {', '.join(s.value for s in State)}.",
+    """The filings ``actor`` may read, narrowed by state, city (code), scenario and risk tier, one page at a time.
+
+    Filters only narrow what the actor may read: a city team filtering on another city gets nothing. ``sort`` is
+    one of SORTS (default: :func:`default_sort`); how long each filing has been in its current state is computed
+    in the same query (its latest transition) and given in ``Page.in_state_since``.
+    Raises ValidationFailed naming each unknown filter value at /query/<name>, Unprocessable for a bad page.
+    """
+    errors = _filter_errors(session, {"state": state, "city": city, "scenario": scenario, "tier": tier, "sort": sort})
+    if errors:
+        raise ValidationFailed(
+            "Unknown filter value(s): " + ", ".join(e.pointer.rsplit("/", 1)[-1] for e in errors) + ".",
             code="bad_filter",
-            pointer="/query/state",
+            errors=errors,
         )
     if page < 1 or not 1 <= per_page <= 200:
         raise Unprocessable(
             "page starts at 1 and per_page is between 1 and 200.", code="bad_page", pointer="/query/page"
         )
+    sort = sort or default_sort(actor)
     condition = authz.visible_filings(actor)
-    if state is not None:
-        condition = sa.and_(condition, Filing.state == state)
+    for column, value in (
+        (Filing.state, state),
+        (Filing.city_code, city),
+        (Filing.scenario, scenario),
+        (Filing.risk_tier, tier),
+    ):
+        if value is not None:
+            condition = sa.and_(condition, column == value)
+    # Every lifecycle step changes the state, so the latest one is when the filing entered its current state.
+    latest_step = (
+        select(func.max(FilingTransition.at))
+        .where(FilingTransition.filing_id == Filing.id)
+        .correlate(Filing)
+        .scalar_subquery()
+    )
+    since = func.coalesce(latest_step, Filing.created_at).label("in_state_since")
+    awaiting_province = sa.case((Filing.state.in_([s.value for s in lifecycle.IN_REVIEW]), 0), else_=1)
+    order = {
+        WAITING: (awaiting_province, since.asc(), Filing.id.asc()),
+        BRIEFEST_WAIT: (awaiting_province, since.desc(), Filing.id.desc()),
+        UPDATED: (Filing.updated_at.desc(), Filing.id.desc()),
+    }[sort]
     total = session.exec(select(func.count()).select_from(Filing).where(condition)).one()
-    items = session.exec(
-        select(Filing)
-        .where(condition)
-        .order_by(Filing.updated_at.desc(), Filing.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+    rows = session.exec(
+        select(Filing, since).where(condition).order_by(*order).offset((page - 1) * per_page).limit(per_page)
     ).all()
-    return Page(items=list(items), total=total, page=page, per_page=per_page)
+    return Page(
+        items=[filing for filing, _ in rows],
+        total=total,
+        page=page,
+        per_page=per_page,
+        in_state_since={filing.id: entered for filing, entered in rows},
+        sort=sort,
+    )
 
 
 def history(*, session: Session, filing: Filing) -> list[FilingTransition]:
@@ -439,4 +535,5 @@ def add_comment(*, session: Session, actor: Actor, filing_id: int, body: str, re
     )
     session.add(comment)
     session.flush()
+    notifications.comment_added(session=session, actor=actor, filing=filing, comment=comment)
     return comment

@@ -8,8 +8,11 @@ the error page (``registry.web.render_error``) with their status.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
@@ -18,6 +21,7 @@ from registry.access import allow, current_actor
 from registry.accounts import service as accounts
 from registry.accounts.models import Role
 from registry.cities import service as cities
+from registry.db import utcnow
 from registry.errors import (
     DomainError,
     Forbidden,
@@ -53,13 +57,49 @@ class PostForm(FlaskForm):
 @bp.get("/filings")
 @allow("city", "reviewer", "admin")
 def dashboard():
-    state = request.args.get("state") or None
-    if state is not None and state not in labels.STATES:
-        state = None  # an unknown filter shows everything rather than an error page
-    page = filings.list_filings(session=db(), actor=current_actor(), state=state, page=1, per_page=200)
+    actor = current_actor()
+    city_list = cities.list_cities(session=db())
+    known = {
+        "state": set(labels.STATES),
+        "city": {c.code for c in city_list},
+        "scenario": set(filings.scenarios()),
+        "tier": set(risk.TIERS),
+        "sort": set(filings.SORTS),
+    }
+    # An unknown filter value is ignored (the list shows everything for it) rather than an error page.
+    chosen = {name: value if (value := request.args.get(name) or None) in known[name] else None for name in known}
+    page = filings.list_filings(session=db(), actor=actor, **chosen, page=1, per_page=200)
+    now = utcnow()
     return render_template(
-        "filings/dashboard.html", page=page, state=state, may_create=current_actor().role == Role.CITY
+        "filings/dashboard.html",
+        page=page,
+        filters=chosen,
+        cities=city_list if actor.role != Role.CITY else [],
+        city_names={c.code: (c.name_zh, c.name_en) for c in city_list},
+        waited={f.id: _waited(now - page.in_state_since[f.id]) for f in page.items},
+        tiers=risk.TIERS,
+        sorts=_sort_labels(),
+        may_create=actor.role == Role.CITY,
     )
+
+
+def _sort_labels() -> dict[str, str]:
+    return {
+        filings.WAITING: _("Waiting longest first"),
+        filings.BRIEFEST_WAIT: _("Waiting shortest first"),
+        filings.UPDATED: _("Most recently updated first"),
+    }
+
+
+def _waited(span: timedelta) -> dict[str, str]:
+    """How long a filing has been in its state, for reading (days, or hours under a day) and as an ISO duration."""
+    seconds = max(int(span.total_seconds()), 0)
+    days, hours = seconds // 86400, seconds // 3600
+    if days:
+        return {"text": ngettext("%(num)d day", "%(num)d days", days), "iso": f"P{days}D"}
+    if hours:
+        return {"text": ngettext("%(num)d hour", "%(num)d hours", hours), "iso": f"PT{hours}H"}
+    return {"text": _("less than an hour"), "iso": f"PT{seconds // 60}M"}
 
 
 # --- one filing ----------------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Notifications: an inbox for each account, and e-mail through SMTP when one is configured."""
