@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def create_app(config: dict | None = None) -> Flask:
     from registry.accounts import views as accounts_views
     from registry.audit_jobs import api as audit_jobs_api
     from registry.audit_jobs import views as audit_jobs_views
+    from registry.decision_log import api as decision_log_api
+    from registry.decision_log import keys as log_keys
     from registry.decisions import api as decisions_api
     from registry.decisions import views as decisions_views
     from registry.filings import api as filings_api
@@ -78,6 +81,7 @@ def create_app(config: dict | None = None) -> Flask:
         decisions_api.bp,
         reference_data_api.bp,
         notifications_api.bp,
+        decision_log_api.bp,
     )
     page_blueprints = (
         home_views.bp,
@@ -94,4 +98,6 @@ def create_app(config: dict | None = None) -> Flask:
         csrf.exempt(blueprint)  # bearer-token API: no cookie authorises it (see registry.access)
     # E-mail for the notifications written through this engine, when SMTP is configured (nothing connects here).
     mailer.configure(app.extensions["registry"].engine, mailer.MailSettings.from_config(app.config))
+    # The decision log's signing key, read when the first decision is logged (`registry serve` checks it at start).
+    log_keys.configure(app.extensions["registry"].engine, functools.partial(log_keys.load, dict(app.config)))
     return app

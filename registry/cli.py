@@ -26,6 +26,17 @@ def _check_broker(app) -> None:
             raise click.ClickException(CELERY_MISSING) from None
 
 
+def _check_log_key(app) -> None:
+    """Decisions are logged and signed: refuse to start without the key rather than fail on the first decision."""
+    from registry.decision_log import keys
+
+    try:
+        made = keys.load(app.config)
+    except keys.LogKeyError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Decision log {made.origin}, verifier key {made.verifier_key}")
+
+
 @click.group(help="The algorithm filing and audit registry (人工智能审批算法备案库).")
 def main() -> None:
     pass
@@ -44,6 +55,7 @@ def serve(demo: bool, host: str, port: int) -> None:
 
     app = _app(demo)
     _check_broker(app)
+    _check_log_key(app)
     engine = app.extensions["registry"].engine
     if app.config["MIGRATIONS_ON_START"] == "upgrade":
         migrations.upgrade(engine)
@@ -306,6 +318,99 @@ def demo_load() -> None:
     with transaction(app.extensions["registry"].engine) as session:
         created = demo_data.load(session=session, content=app.extensions["registry"].content)
     click.echo(f"Demo data: {created}")
+
+
+@main.group("log")
+def log_group() -> None:
+    """The public decision log: keys and verification."""
+
+
+@log_group.command("keygen")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Where to write the secret key.")
+@click.option("--origin", default=None, help="The log's origin (the key's name); default from the province code.")
+def log_keygen(out: str, origin: str | None) -> None:
+    """Make the log's Ed25519 signing key (mode 0600; never overwrites). Point REGISTRY_LOG_SIGNING_KEY_FILE at it
+    and keep a copy with the backups: without it no new checkpoint can be signed."""
+    from pathlib import Path
+
+    from registry import config as config_module
+    from registry.decision_log import keys
+
+    settings = dict(config_module.DEFAULTS) | config_module.from_environment()
+    name = origin or settings.get("LOG_ORIGIN") or keys.default_origin(str(settings["PROVINCE_CODE"]))
+    try:
+        made = keys.write_new_key(Path(out), name)
+    except FileExistsError:
+        raise click.ClickException(f"{out} exists; a log key is never overwritten.") from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote the signing key of {made.origin} to {out}.")
+    click.echo(f"Verifier key (public): {made.verifier_key}")
+
+
+@log_group.command("verify")
+@click.option("--url", default=None, help="A registry's base URL: verify through its public API only.")
+@click.option("--key", "pinned", default=None, help="The verifier key to trust (name+keyid+base64key).")
+@click.option(
+    "--state",
+    "state_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Where the last "
+    "verified checkpoint is kept (default: per URL in the user's app folder; locally in the instance).",
+)
+def log_verify(url: str | None, pinned: str | None, state_path: str | None) -> None:
+    """Rebuild the tree from every entry and check the signed checkpoint, the inclusion proofs and consistency
+    with the checkpoint seen last time; without --url also that each entry still matches the database's rows.
+    Prints each check; exits 1 if any fails."""
+    import hashlib
+    from pathlib import Path
+
+    from registry.decision_log import verify as verifier
+
+    if url:
+        source = verifier.HttpSource(url)
+        default = (
+            Path(click.get_app_dir("algorithm-registry")) / f"log-{hashlib.sha256(url.encode()).hexdigest()[:16]}.json"
+        )
+        path = Path(state_path) if state_path else default
+        state = verifier.load_state(path)
+        try:
+            report = verifier.verify(source, pinned_key=pinned, state=state)
+        except (OSError, LookupError, ValueError) as exc:
+            raise click.ClickException(f"Could not read the log at {url}: {exc}") from None
+        extra: list[str] = []
+    else:
+        from sqlmodel import Session
+
+        from registry.decision_log import keys
+        from registry.decision_log import service as log
+
+        app = _app()
+        path = Path(state_path) if state_path else Path(app.config["INSTANCE_PATH"]) / "log-verify-state.json"
+        state = verifier.load_state(path)
+        try:
+            log_keys = keys.load(app.config)
+        except keys.LogKeyError as exc:
+            raise click.ClickException(exc.message) from None
+        engine = app.extensions["registry"].engine
+        try:
+            with Session(engine) as session:
+                report = verifier.verify(log.DatabaseSource(session, log_keys), pinned_key=pinned, state=state)
+                extra = log.records_that_disagree(session)
+        finally:
+            engine.dispose()
+        if extra:
+            for problem in extra:
+                report.bad(problem)
+        else:
+            report.good("every entry matches the decision rows, and every decision taken is logged")
+    click.echo(report.text())
+    if not report.ok:
+        click.echo("The decision log did NOT verify.", err=True)
+        sys.exit(1)
+    verifier.save_state(path, key=report.key, origin=report.origin, tree_size=report.tree_size, root=report.root)
+    click.echo(f"The decision log verifies: {report.tree_size} entries. Kept this checkpoint in {path}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

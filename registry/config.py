@@ -34,6 +34,9 @@ DEFAULTS: dict[str, object] = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     # Audit jobs: None runs them in the app's own bounded pool; redis://… sends them to Celery workers.
     "BROKER_URL": None,
+    # The decision log's Ed25519 signer key file (`registry log keygen`); demo mode makes one in the instance folder.
+    "LOG_SIGNING_KEY_FILE": None,
+    "LOG_ORIGIN": None,  # the origin of a key made in demo mode (otherwise the key's name is the origin)
     "CELERY_QUEUE": "audits",
     "AUDIT_LEASE_SECONDS": 60,  # a running job whose worker stops beating for this long is claimed again
     "SWEEP_SECONDS": 60,  # Celery beat: how often jobs without a message (broker was down, worker died) are sent

@@ -65,3 +65,9 @@ class IllegalTransition(Conflict):
 
     current_state: str = ""
     allowed_actions: tuple[str, ...] = ()
+
+
+class ServiceUnavailable(DomainError):
+    """The registry is not set up to do this now (e.g. no signing key for the decision log); nothing was changed."""
+
+    status = 503

@@ -3,6 +3,7 @@
 from registry.accounts.models import ApiToken, LoginSession, User
 from registry.audit_jobs.models import AuditJob
 from registry.cities.models import City
+from registry.decision_log.models import LogCheckpoint, LogEntry, LogHead, LogNode
 from registry.decisions.models import Decision
 from registry.filings.models import Attachment, Comment, Filing, FilingNumberSequence, FilingTransition
 from registry.idempotency import IdempotencyRecord
@@ -21,6 +22,10 @@ __all__ = [
     "FilingNumberSequence",
     "FilingTransition",
     "IdempotencyRecord",
+    "LogCheckpoint",
+    "LogEntry",
+    "LogHead",
+    "LogNode",
     "LoginSession",
     "Notification",
     "OutboxEmail",

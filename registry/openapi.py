@@ -54,6 +54,22 @@ def _op(
     return op
 
 
+def _text(description: str) -> dict:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+def _int_query(name: str, description: str, *, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+HEX_HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
 DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 FILING_ID = {"name": "filing_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
@@ -533,6 +549,60 @@ def document(app: Flask) -> dict:
                     responses={"200": _json({"type": "object"}, "The lifecycle")},
                 )
             },
+            "/api/v1/log/checkpoint": {
+                "get": _op(
+                    "The decision log's newest signed checkpoint: a C2SP tlog-checkpoint (origin, tree size, base64 "
+                    "root hash) as a C2SP signed note, Ed25519",
+                    tags=["decision log"],
+                    security=False,
+                    responses={"200": _text("The signed checkpoint")},
+                )
+            },
+            "/api/v1/log/public-key": {
+                "get": _op(
+                    "The log's verifier key in signed-note form: name+keyid+base64key",
+                    tags=["decision log"],
+                    security=False,
+                    responses={"200": _text("The verifier key")},
+                )
+            },
+            "/api/v1/log/entries": {
+                "get": _op(
+                    "Entries [start, end) (at most 1,000): each leaf's exact bytes (base64 of RFC 8785 canonical "
+                    "JSON) and RFC 6962 leaf hash",
+                    tags=["decision log"],
+                    security=False,
+                    parameters=[_int_query("start", "First index (default 0)"), _int_query("end", "End, exclusive")],
+                    responses={"200": _json({"$ref": "#/components/schemas/LogEntries"}, "The entries")},
+                )
+            },
+            "/api/v1/log/entries/{index}/proof": {
+                "parameters": [{"name": "index", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "get": _op(
+                    "The entry's C2SP tlog-proof file: its inclusion proof and the newest signed checkpoint",
+                    tags=["decision log"],
+                    security=False,
+                    responses={"200": _text("The tlog-proof file (download)")},
+                ),
+            },
+            "/api/v1/log/proof/inclusion": {
+                "get": _op(
+                    "RFC 9162 inclusion proof of entry index in the tree of tree_size entries (default: the newest)",
+                    tags=["decision log"],
+                    security=False,
+                    parameters=[_int_query("index", "Leaf index", required=True), _int_query("tree_size", "Tree size")],
+                    responses={"200": _json({"$ref": "#/components/schemas/InclusionProof"}, "The proof")},
+                )
+            },
+            "/api/v1/log/proof/consistency": {
+                "get": _op(
+                    "RFC 9162 consistency proof between the trees of first and second entries (default: newest)",
+                    tags=["decision log"],
+                    security=False,
+                    parameters=[_int_query("first", "Older size", required=True), _int_query("second", "Newer size")],
+                    responses={"200": _json({"$ref": "#/components/schemas/ConsistencyProof"}, "The proof")},
+                )
+            },
             "/api/v1/openapi.json": {
                 "get": _op(
                     "This document",
@@ -560,6 +630,36 @@ def document(app: Flask) -> dict:
                 }
             },
             "schemas": {
+                "LogEntries": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "leaf", "leaf_hash"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "leaf": {"type": "string", "contentEncoding": "base64"},
+                            "leaf_hash": HEX_HASH,
+                        },
+                    },
+                },
+                "InclusionProof": {
+                    "type": "object",
+                    "required": ["index", "tree_size", "hashes"],
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "tree_size": {"type": "integer"},
+                        "hashes": {"type": "array", "items": HEX_HASH},
+                    },
+                },
+                "ConsistencyProof": {
+                    "type": "object",
+                    "required": ["first", "second", "hashes"],
+                    "properties": {
+                        "first": {"type": "integer"},
+                        "second": {"type": "integer"},
+                        "hashes": {"type": "array", "items": HEX_HASH},
+                    },
+                },
                 "Problem": {
                     "type": "object",
                     "required": ["type", "title", "status", "detail"],
@@ -767,6 +867,16 @@ def document(app: Flask) -> dict:
                         "withdrawn_by": {"type": ["string", "null"]},
                         "withdrawn_at": {"type": ["string", "null"], "format": "date-time"},
                         "note": {"type": "string", "description": "Reviewers and administrators only."},
+                        "log_entry": {
+                            "type": ["object", "null"],
+                            "description": "The decision's entry in the public decision log, once it took effect",
+                            "properties": {
+                                "index": {"type": "integer"},
+                                "leaf_hash": HEX_HASH,
+                                "proof": {"type": "string", "description": "Its inclusion proof (JSON)"},
+                                "proof_file": {"type": "string", "description": "Its C2SP tlog-proof file"},
+                            },
+                        },
                     },
                 },
                 "DecisionList": {

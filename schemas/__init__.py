@@ -10,7 +10,16 @@ import functools
 import json
 import pathlib
 
-NAMES = ("technical-document", "test-report", "filing", "audit-report", "audit-policy", "reference-dataset", "decision")
+NAMES = (
+    "technical-document",
+    "test-report",
+    "filing",
+    "audit-report",
+    "audit-policy",
+    "reference-dataset",
+    "decision",
+    "decision-log-entry",
+)
 
 _DIR = pathlib.Path(__file__).resolve().parent
 

@@ -111,8 +111,21 @@ def password_hash() -> str:
     return PasswordHasher().hash(PASSWORD)  # hashed once: argon2 is slow on purpose
 
 
+LOG_ORIGIN = "registry.test/410000/decision-log"
+
+
+@pytest.fixture(scope="session")
+def log_key_file(tmp_path_factory) -> str:
+    """The decision log's signing key for the test run (as `registry log keygen` writes one)."""
+    from registry.decision_log import keys
+
+    path = tmp_path_factory.mktemp("log-key") / "log-signing-key"
+    keys.write_new_key(path, LOG_ORIGIN)
+    return str(path)
+
+
 @pytest.fixture
-def app(database_url, tmp_path, password_hash):
+def app(database_url, tmp_path, password_hash, log_key_file):
     application = create_app(
         {
             "TESTING": True,
@@ -120,6 +133,7 @@ def app(database_url, tmp_path, password_hash):
             "DATABASE_URL": database_url,
             "SECRET_KEY": "test-secret-key",
             "MAX_MODEL_BYTES": 1024 * 1024,
+            "LOG_SIGNING_KEY_FILE": log_key_file,
         }
     )
     with Session(application.extensions["registry"].engine) as session:

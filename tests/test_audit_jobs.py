@@ -72,6 +72,7 @@ def start(api, filing_id: int, **body):
 
 def run_cli_pending(app, monkeypatch) -> str:
     monkeypatch.setenv("REGISTRY_INSTANCE", app.config["INSTANCE_PATH"])
+    monkeypatch.setenv("REGISTRY_LOG_SIGNING_KEY_FILE", app.config["LOG_SIGNING_KEY_FILE"])
     monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
     monkeypatch.setenv("REGISTRY_SECRET_KEY", "test-secret-key")
     result = CliRunner().invoke(main, ["audits", "run-pending"])

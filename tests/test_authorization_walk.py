@@ -40,6 +40,13 @@ EXPECTED = {
     ("GET", "/schemas/"): EVERYONE,
     ("GET", "/schemas/<name>.json"): EVERYONE,
     ("GET", "/api/v1/openapi.json"): EVERYONE,
+    # --- the public decision log (issue 5): anyone verifies, nobody writes
+    ("GET", "/api/v1/log/checkpoint"): EVERYONE,
+    ("GET", "/api/v1/log/public-key"): EVERYONE,
+    ("GET", "/api/v1/log/entries"): EVERYONE,
+    ("GET", "/api/v1/log/entries/<int:index>/proof"): EVERYONE,
+    ("GET", "/api/v1/log/proof/inclusion"): EVERYONE,
+    ("GET", "/api/v1/log/proof/consistency"): EVERYONE,
     ("GET", "/api/v1/cities"): EVERYONE,
     ("GET", "/api/v1/lifecycle"): EVERYONE,
     ("GET", "/api/v1/me"): STAFF,
@@ -118,6 +125,7 @@ def _url(rule: str, role: str, filing_id: int, token_id: int) -> str:
         .replace("<int:token_id>", str(token_id))
         .replace("<int:decision_id>", "1")  # none exists: an admitted caller gets 404, a refused one 401/403
         .replace("<int:notification_id>", "1")  # none of the caller's: allowed roles get 404, denied ones 401/403
+        .replace("<int:index>", "0")  # an empty log: everyone gets 404 (public routes are never 401/403)
         .replace("<int:job_id>", "1")  # no such audit: allowed roles get 404, denied ones 401/403
         .replace("<action>", ROLE_ACTION[role])
         .replace("<name>", "technical-document")

@@ -182,6 +182,7 @@ class Workers:
             "REGISTRY_BROKER_URL": redis_url,
             "REGISTRY_CELERY_QUEUE": self.queue,
             "REGISTRY_AUDIT_LEASE_SECONDS": str(LEASE_SECONDS),
+            "REGISTRY_LOG_SIGNING_KEY_FILE": app.config["LOG_SIGNING_KEY_FILE"],  # expiries are logged decisions
         }
         self.env.pop("CI", None)  # the worker is not a test run
         self.processes: dict[str, tuple[subprocess.Popen, Path]] = {}

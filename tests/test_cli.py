@@ -15,8 +15,9 @@ from registry.filings.models import Filing
 
 
 @pytest.fixture
-def instance(tmp_path, monkeypatch):
+def instance(tmp_path, monkeypatch, log_key_file):
     monkeypatch.setenv("REGISTRY_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("REGISTRY_LOG_SIGNING_KEY_FILE", log_key_file)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return tmp_path / "instance"
 

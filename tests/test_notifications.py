@@ -588,6 +588,7 @@ def test_the_command_sends_the_outbox(app, engine, monkeypatch, smtp_sink):
     with transaction(engine) as s:
         s.add(OutboxEmail(recipient="team@luoyang.gov.cn", subject="Re-audit due", body="Body"))
     monkeypatch.setenv("REGISTRY_INSTANCE", app.config["INSTANCE_PATH"])
+    monkeypatch.setenv("REGISTRY_LOG_SIGNING_KEY_FILE", app.config["LOG_SIGNING_KEY_FILE"])
     monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
     monkeypatch.setenv("REGISTRY_SECRET_KEY", "test-secret-key")
     monkeypatch.delenv("REGISTRY_SMTP_HOST", raising=False)

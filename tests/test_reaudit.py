@@ -74,6 +74,7 @@ def _done_audit(engine, filing_id: int, *, dataset: str = "german-credit") -> in
 
 def _reaudit_due(app, monkeypatch, now: datetime) -> str:
     monkeypatch.setenv("REGISTRY_INSTANCE", app.config["INSTANCE_PATH"])
+    monkeypatch.setenv("REGISTRY_LOG_SIGNING_KEY_FILE", app.config["LOG_SIGNING_KEY_FILE"])
     monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
     monkeypatch.setenv("REGISTRY_SECRET_KEY", "test-secret-key")
     result = CliRunner().invoke(main, ["reaudit", "due", "--now", now.isoformat()])

@@ -9,6 +9,7 @@ from flask_babel import gettext
 from registry.access import allow, current_actor
 from registry.accounts import service as accounts
 from registry.api_support import idempotent, json_body, json_response
+from registry.decision_log import service as decision_log
 from registry.decisions import letter as letters
 from registry.decisions import letter_pdf as pdf
 from registry.decisions import service as decisions
@@ -56,7 +57,21 @@ def decision_json(decision: Decision) -> dict:
     body["withdrawn_by"] = names.get(decision.withdrawn_by_id)
     if decisions.may_see_note(actor):
         body["note"] = decision.note
+    body["log_entry"] = _log_entry(decision)
     return body
+
+
+def _log_entry(decision: Decision) -> dict | None:
+    """Where the decision is in the public log, and how to prove it (None until it takes effect)."""
+    entry = decision_log.entry_or_none(db(), decision.id)
+    if entry is None:
+        return None
+    return {
+        "index": entry.index,
+        "leaf_hash": entry.leaf_hash,
+        "proof": url_for("decision_log_api.inclusion", index=entry.index),
+        "proof_file": url_for("decision_log_api.proof_file", index=entry.index),
+    }
 
 
 @bp.post("/filings/<int:filing_id>/decisions")

@@ -15,6 +15,8 @@ from sqlmodel import Session
 from registry.authz import Actor
 from registry.cities import service as cities
 from registry.cities.models import City
+from registry.decision_log import service as decision_log
+from registry.decision_log.models import LogEntry
 from registry.decisions import service as decisions
 from registry.decisions.models import Decision, DecisionState, Outcome
 from registry.errors import Conflict
@@ -74,6 +76,7 @@ class Source:
     decision: Decision
     filing: Filing
     city: City | None
+    log_entry: LogEntry | None = None  # its entry in the public decision log
 
 
 def load(*, session: Session, actor: Actor, decision_id: int) -> Source:
@@ -85,7 +88,12 @@ def load(*, session: Session, actor: Actor, decision_id: int) -> Source:
     if decision.state != DecisionState.EFFECTIVE:
         raise Conflict("A letter is issued only for an effective decision.", code="decision_not_effective")
     filing = filings.get_filing(session=session, actor=actor, filing_id=decision.filing_id)
-    return Source(decision=decision, filing=filing, city=cities.get_city(session=session, code=filing.city_code))
+    return Source(
+        decision=decision,
+        filing=filing,
+        city=cities.get_city(session=session, code=filing.city_code),
+        log_entry=decision_log.entry_or_none(session, decision.id),
+    )
 
 
 def _date(value: datetime | None) -> Part:
@@ -145,6 +153,25 @@ def compose(source: Source, *, gettext: Callable[[str], str], chinese: bool) -> 
         else gettext("Decided by a provincial reviewer.")
     )
     sections.append(Section("signatures", gettext("Decided by"), "p", ((Part(signed),),)))
+    if source.log_entry is not None:
+        entry = source.log_entry
+        sections.append(
+            Section(
+                "log",
+                gettext("Public decision log"),
+                "p",
+                (
+                    (Part(gettext("Entry")), Part(f" {entry.index}, "), Part(gettext("leaf hash")), Part(" ")),
+                    (Part(entry.leaf_hash, code=True),),
+                    (
+                        Part(gettext("Anyone can check it with its proof file")),
+                        Part(f" /api/v1/log/entries/{entry.index}/proof ", code=True),
+                        Part(gettext("and the log's public key")),
+                        Part(" /api/v1/log/public-key", code=True),
+                    ),
+                ),
+            )
+        )
     # (gettext calls stay outside f-strings, where the message extractor would not see them)
     letter_name, registry_name = gettext("Decision letter"), gettext("AI approval algorithm filing registry")
     return Letter(

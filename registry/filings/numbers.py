@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from registry.filings.models import FilingNumberSequence
@@ -26,9 +27,9 @@ def issue_number(*, session: Session, province_abbreviation: str, city_code: str
     distinct numbers; a rolled-back decision gives its number back, which is never seen by anyone.
     """
     table = FilingNumberSequence.__table__
-    if session.get(FilingNumberSequence, (city_code, year)) is None:
-        session.add(FilingNumberSequence(city_code=city_code, year=year, last=0))
-        session.flush()
+    # The year's first decision makes the row; two first decisions at once must not collide on it.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(table).values(city_code=city_code, year=year, last=0).on_conflict_do_nothing())
     session.execute(
         sa.update(table).where(table.c.city_code == city_code, table.c.year == year).values(last=table.c.last + 1)
     )

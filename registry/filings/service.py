@@ -17,6 +17,9 @@ from registry import authz
 from registry.authz import Actor
 from registry.cities.models import City
 from registry.db import utcnow
+from registry.decision_log import keys as log_keys
+from registry.decision_log import records as log_records
+from registry.decision_log import service as decision_log
 from registry.decisions.models import Decision
 from registry.errors import (
     Forbidden,
@@ -246,18 +249,18 @@ def _own_city(actor: Actor, technical_document: dict) -> dict:
 
 def _record(
     session: Session, filing: Filing, action: str, from_state: str | None, actor: Actor, reason: str = ""
-) -> None:
-    session.add(
-        FilingTransition(
-            filing_id=filing.id,
-            action=action,
-            from_state=from_state,
-            to_state=filing.state,
-            actor_id=actor.user_id,
-            actor_role=actor.kind,
-            reason=reason,
-        )
+) -> FilingTransition:
+    step = FilingTransition(
+        filing_id=filing.id,
+        action=action,
+        from_state=from_state,
+        to_state=filing.state,
+        actor_id=actor.user_id,
+        actor_role=actor.kind,
+        reason=reason,
     )
+    session.add(step)
+    return step
 
 
 def create_draft(
@@ -482,12 +485,21 @@ def apply_decision(
         action=action,
         reason=reason[:4000],
         province=province,
+        decision=decision,
     )
     return filing
 
 
 def _step(
-    *, session: Session, actor: Actor, who: str, filing: Filing, action: str, reason: str, province: str
+    *,
+    session: Session,
+    actor: Actor,
+    who: str,
+    filing: Filing,
+    action: str,
+    reason: str,
+    province: str,
+    decision: Decision | None = None,
 ) -> Filing:
     target = lifecycle.next_state(filing.state, action, actor=who, reason=reason)
     if action in (Action.SUBMIT, Action.RESUBMIT):
@@ -507,7 +519,12 @@ def _step(
             )
     session.add(filing)
     session.flush()
-    _record(session, filing, action, source, actor, reason)
+    step = _record(session, filing, action, source, actor, reason)
+    if action in log_records.LOGGED:  # a decision about the filing: into the public log, in this transaction
+        session.flush()
+        decision_log.append(
+            session, keys=log_keys.for_session(session), filing=filing, transition=step, decision=decision
+        )
     if target in lifecycle.DECIDED and filing.supersedes_id is not None:
         previous = session.get(Filing, filing.supersedes_id)
         if previous is not None and previous.state in lifecycle.DECIDED | {State.SUSPENDED}:
