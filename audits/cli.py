@@ -31,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", type=Path, help="an audit policy JSON (default: the shipped policy)")
     run.add_argument("--tier", default="III", choices=["I", "II", "III", "IV"], help="risk tier (default III)")
     run.add_argument("--claimed", type=Path, help="the city's test report JSON, to compare claimed with measured")
+    run.add_argument(
+        "--technical-document",
+        type=Path,
+        help="the filing's technical document JSON: which inputs it declares sensitive or likely proxies",
+    )
+    run.add_argument(
+        "--explainability",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the explainability step (default: as the policy says)",
+    )
     run.add_argument("--input-order", help="for a single-tensor model: its feature columns, comma separated")
     run.add_argument("--bootstrap", type=int, help="bootstrap replicates (default: the policy's)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -61,6 +72,7 @@ def _run(args) -> int:
             args.data, label=args.label, favourable=args.favourable, sensitive=args.sensitive.split(",")
         )
     claimed = json.loads(args.claimed.read_text("utf-8")) if args.claimed else None
+    document = json.loads(args.technical_document.read_text("utf-8")) if args.technical_document else None
     report = engine.run_audit(
         model_path=args.model,
         data=data,
@@ -73,6 +85,8 @@ def _run(args) -> int:
         input_order=args.input_order.split(",") if args.input_order else None,
         limits=runner.Limits(timeout_seconds=args.timeout),
         progress=_progress,
+        technical_document=document,
+        explainability=args.explainability,
     )
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n", "utf-8")
     failed = [c["id"] for c in report["criteria"] if c["status"] == "fail"]

@@ -1,4 +1,4 @@
-"""One audit, start to finish: check the model, run it on the reference data, measure, judge, report.
+"""One audit, start to finish: check the model, run it on the reference data, measure, explain, judge, report.
 
 Pure: data, a model file and a policy in; a report (a dict valid against schemas/audit-report.json) out. The same
 inputs give the same report, apart from the ``provenance.timings`` block.
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from audits import bootstrap, claims, counts, figures, runner
+from audits import bootstrap, claims, counts, declarations, explain, figures, runner
 from audits import policy as policies
 from audits.model_check import ModelRejected, check_model_file
 from audits.reference import ReferenceData
@@ -49,8 +49,15 @@ def run_audit(
     limits: runner.Limits = runner.Limits(),
     filing_id: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    technical_document: dict | None = None,
+    explainability: bool | None = None,
 ) -> dict:
     """Audit the model at ``model_path`` on ``data`` under ``policy`` for risk ``tier``; returns the report.
+
+    ``technical_document`` (the filing's) says which inputs are declared sensitive attributes or likely proxies;
+    without it nothing can be called undeclared. ``explainability`` runs (True) or skips (False) the
+    explainability step (:mod:`audits.explain`); None: as the policy says (on unless it switches it off).
+    ``progress(stage, done, total)`` is called with the stages ``"inference"`` and ``"explainability"``.
 
     Raises AuditError (refused model, unknown sensitive attributes, invalid claimed test report),
     runner.ModelRunError (the model failed, ran too long or too large) or policies.PolicyError.
@@ -107,7 +114,29 @@ def run_audit(
     )
     timings["bootstrap"] = time.perf_counter() - t0
 
-    criteria, verdict = policies.judge(policy, tier, measured, ranges)
+    settings = explain.Settings.from_policy(policy.explainability)
+    explained = None
+    if settings.enabled if explainability is None else explainability:
+        t0 = time.perf_counter()
+        fed = runner.fed_columns(model, [str(c) for c in data.features.columns], input_order)
+        explained = explain.explain(
+            model_path=model_path,
+            data=data,
+            columns=fed,
+            attributes=attributes,
+            declarations=declarations.from_technical_document(technical_document, fed),
+            settings=settings,
+            min_group_size=min_group_size,
+            replicates=replicate_count,
+            level=policy.level,
+            seed=seed,
+            input_order=input_order,
+            limits=limits,
+            progress=(lambda done, total: progress("explainability", done, total)) if progress else None,
+        )
+        timings["explainability"] = time.perf_counter() - t0
+
+    criteria, verdict = policies.judge(policy, tier, measured | {"explainability": explained}, ranges)
     measured.pop("min_group_size", None)  # kept once, under "policy"
     measured.pop("n", None)  # the data set's rows
     report = {
@@ -129,6 +158,7 @@ def run_audit(
         "criteria": criteria,
         "verdict": verdict,
         "claims": claims.compare(claimed, measured, ranges, tolerance=rules["claim_tolerance"]) if claimed else None,
+        "explainability": explained,
         "provenance": {
             "engine_version": ENGINE_VERSION,
             "libraries": _versions(),

@@ -1,9 +1,11 @@
 """Audit policies: which criteria a model must meet in each risk tier, and how each criterion is judged.
 
-A criterion names a figure (``overall.accuracy``, ``disparities.demographic_parity_ratio``, ``min_group.accuracy``)
-and a threshold. It passes or fails on the measured point value; it is ``insufficient_data`` when the figure could
-not be measured on enough data (an undefined figure, fewer than two groups large enough for a disparity, or no
-group large enough). The verdict meets the policy when no criterion fails.
+A criterion names a figure (``overall.accuracy``, ``disparities.demographic_parity_ratio``, ``min_group.accuracy``,
+``explainability.undeclared_proxies`` — any count or share of the explainability summary, see
+:mod:`audits.explain`) and a threshold. It passes or fails on the measured point value; it is
+``insufficient_data`` when the figure could not be measured on enough data (an undefined figure, fewer than two
+groups large enough for a disparity, or no group large enough; for an explainability figure: the step was not run,
+or there was no technical document to compare with). The verdict meets the policy when no criterion fails.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class Policy:
     def level(self) -> float:
         return float(self.document.get("bootstrap", {}).get("level", 0.95))
 
+    @property
+    def explainability(self) -> dict:
+        """The ``explainability`` block (sample size, repeats, proxy threshold...); empty: the defaults."""
+        return dict(self.document.get("explainability", {}))
+
 
 def from_document(document: dict) -> Policy:
     """A policy from its JSON document. Raises PolicyError listing every schema error with its pointer."""
@@ -87,6 +94,17 @@ def _measured(figure: str, figures: dict, intervals: dict | None) -> tuple[float
             else {"note": "fewer than two groups have enough data"}
         )
         return value, interval, details
+    if scope == "explainability":
+        section = figures.get("explainability")
+        if not section:
+            return None, None, {"note": "the explainability step was not run"}
+        value = section["summary"].get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float | None):
+            return None, None, {"note": f"{name} is not a number"}
+        if value is None:
+            note = "no technical document to compare with" if not section.get("technical_document") else "not measured"
+            return None, None, {"note": note}
+        return value, None, {"inputs": section["summary"].get("inputs", {}).get(name, [])}
     # min_group: the lowest value over the groups with enough data
     eligible = [g for g in figures["by_group"] if not g.get("insufficient_data") and g.get(name) is not None]
     if not eligible:

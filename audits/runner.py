@@ -86,7 +86,16 @@ import pandas as pd
 
 from audits.model_check import ModelRejected, ModelSummary, check_model_file
 
-__all__ = ["Limits", "ModelRunError", "Predictions", "predict", "prewarm", "shutdown_spares", "spare_ready"]
+__all__ = [
+    "Limits",
+    "ModelRunError",
+    "Predictions",
+    "fed_columns",
+    "predict",
+    "prewarm",
+    "shutdown_spares",
+    "spare_ready",
+]
 
 _CODES = frozenset({"rejected", "input_mismatch", "timeout", "memory", "crashed", "bad_output", "runtime_error"})
 _STDERR_KEPT = 4096  # bytes of the child's stderr kept for error messages
@@ -322,6 +331,15 @@ def _plan(summary: ModelSummary, columns: list[str], input_order: list[str] | No
     )
 
 
+def fed_columns(summary: ModelSummary, columns: Sequence[str], input_order: list[str] | None = None) -> list[str]:
+    """The data columns :func:`predict` feeds to the model ``summary`` describes, in feed order.
+
+    ``columns`` are the data's column names. Raises :class:`ModelRunError` (``"input_mismatch"``) exactly when
+    :func:`predict` would.
+    """
+    return [c for feed in _plan(summary, [str(c) for c in columns], input_order) for c in feed.columns]
+
+
 # --------------------------------------------------------------------------- casting
 
 
@@ -356,6 +374,9 @@ def _cast(series: pd.Series, column: str, feed: _Feed) -> np.ndarray:
     """One data column as a 1-D array of the input's element type."""
     elem = feed.elem
     if elem == "string":
+        if isinstance(series.dtype, pd.CategoricalDtype):  # each category cast once, rows taken by code
+            categories = np.asarray([str(c) for c in series.cat.categories] + [""], dtype=str)
+            return categories[series.cat.codes.to_numpy()]  # code -1 (missing) takes the last entry, ""
         if pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(series.dtype):
             return np.asarray(series.fillna("").to_numpy(dtype=object), dtype=str)
         values = series.astype(object)

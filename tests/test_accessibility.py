@@ -17,6 +17,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, require_service
+from tests.test_audit_jobs import DATASET, credit_model, file_credit_filing  # noqa: F401 - fixture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -266,6 +267,21 @@ def test_page_passes_axe(name, lang, open_context, filing_in):
     page = open_context(lang).new_page()
     PAGES[name](page, filing_in)
     check_page(page, name, lang)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_audit_report_page_passes_axe(lang, open_context, app, api, documents, credit_model):  # noqa: F811
+    """A finished audit's report: criteria, group tables and charts, and the explainability sections."""
+    from registry.audit_jobs.worker import run_pending
+
+    filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
+    answer = api("reviewer1").post(f"/api/v1/filings/{filing_id}/audits", json={"dataset": DATASET, "replicates": 20})
+    run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
+    page = open_context(lang).new_page()
+    log_in(page, "reviewer1")
+    page.goto(f"/audits/{answer.get_json()['id']}")
+    assert page.locator("#importance-chart").is_visible() and page.locator("#flip-table").is_visible()
+    check_page(page, "audit-report", lang)
 
 
 # --- the keyboard ------------------------------------------------------------------------------------------------

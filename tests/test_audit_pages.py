@@ -99,3 +99,53 @@ def test_two_audits_of_a_filing_are_compared_side_by_side(app, api, browser_as, 
     assert page.status_code == 200
     assert 'id="compare-overall"' in html and 'id="compare-criteria"' in html
     assert html.count(f"/audits/{ids[0]}") >= 1 and html.count(f"/audits/{ids[1]}") >= 1
+
+
+def test_the_report_page_explains_what_drives_the_decisions_in_chinese_and_english(
+    app,
+    api,
+    browser_as,
+    documents,
+    credit_model,  # noqa: F811
+):
+    from flask_babel import gettext
+    from markupsafe import escape
+
+    filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
+    reviewer = api("reviewer1")
+    job_id = reviewer.post(f"/api/v1/filings/{filing_id}/audits", json={"dataset": DATASET, "replicates": 20})
+    job_id = job_id.get_json()["id"]
+    run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
+    report = reviewer.get(f"/api/v1/audits/{job_id}/report").get_json()
+    section = report["explainability"]
+    # The technical document lists every input as not sensitive; age is the column of the attribute age_band.
+    assert section["technical_document"] is True and section["summary"]["undeclared_sensitive_inputs"] == 1
+
+    browser = browser_as("reviewer1")
+    chinese = browser.get(f"/audits/{job_id}").get_data(as_text=True)
+    with app.test_request_context("/"):  # the default language: Chinese (as far as the catalog has it)
+        heading, attention = gettext("What drives the decisions"), gettext("Needs attention:")
+    assert 'id="explainability"' in chinese and f'<h3 id="drivers">{heading}</h3>' in chinese
+    assert 'id="importance-chart"' in chinese and 'aria-labelledby="importance-chart-caption"' in chinese
+    assert '<table id="importance-table">' in chinese and '<table id="proxy-table">' in chinese
+    assert '<table id="flip-table">' in chinese and "<code>age</code> — " in chinese
+    for finding in section["findings"]:  # the sentences are the report's own, in the page's language
+        assert str(escape(finding["text_zh"])) in chinese
+        assert str(escape(finding["text_en"])) not in chinese
+    assert f"<strong>{attention}</strong>" in chinese  # the undeclared sensitive input, marked in words
+    # The chart and its table name the inputs in the same order, the most important first.
+    order = [row["input"] for row in section["importance"]["overall"]]
+    chart = chinese[
+        chinese.index('id="importance-chart"') : chinese.index("</figure>", chinese.index('id="importance-chart"'))
+    ]
+    table = chinese[chinese.index('<table id="importance-table">') :]
+    assert (
+        sorted(order, key=chart.index) == order
+        and sorted(order, key=lambda n: table.index(f"<code>{n}</code>")) == order
+    )
+
+    english = browser.get(f"/audits/{job_id}?lang=en").get_data(as_text=True)
+    assert "What drives the decisions" in english and "Likely proxies" in english and "Direct use" in english
+    for finding in section["findings"]:
+        assert str(escape(finding["text_en"])) in english
+    assert "Needs attention:" in english

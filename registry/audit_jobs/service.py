@@ -351,9 +351,10 @@ class _Lease:
         return kept
 
     def report(self, stage: str, done: int, total: int) -> None:
-        """The engine's progress callback: inference is most of the work; the figures follow."""
+        """The engine's progress callback: inference, then the explainability step's one model run, then figures."""
+        start, width = (0.70, 0.25) if stage == "explainability" else (0.05, 0.65)
         if total > 0:
-            self.progress = round(min(0.95, 0.05 + 0.85 * done / total), 4)
+            self.progress = round(min(0.95, start + width * done / total), 4)
         last_progress, last_time = self._written
         if self.progress - last_progress >= 0.05 or time.monotonic() - last_time >= 2.0:
             self.write()
@@ -418,6 +419,7 @@ def run_job(
                 filing_id=request["filing_id"],
                 progress=lease.report,
                 limits=limits,
+                technical_document=technical_document,
             )
     except (audit_engine.AuditError, policies.PolicyError, reference.DatasetError) as exc:
         return _finish_failed(engine, job_id, running, str(exc))

@@ -150,6 +150,88 @@ def _report_context(report: dict) -> dict:
         "attribute_groups": attribute_groups,
         "chart": _chart(groups),
         "disparity_ci": intervals.get("disparities") or {},
+        "explain": _explain_context(report.get("explainability")),
+    }
+
+
+CHART_INPUTS = 10  # inputs in the importance chart (the table lists them all)
+GROUP_TABLE_INPUTS = 5  # inputs in the per-group importance table
+
+
+def reason_names() -> dict[str, str]:
+    return {
+        "sensitive_attribute": _("the column of a sensitive attribute"),
+        "declared_sensitive": _("declared a sensitive attribute"),
+        "declared_proxy": _("declared a likely proxy"),
+    }
+
+
+def _explain_context(section: dict | None) -> dict | None:
+    """The explainability section arranged for reading: the chart of the top inputs, per-group tables, proxies."""
+    if not section:
+        return None
+    overall = section["importance"]["overall"]
+    group_columns = [
+        (attribute, row) for attribute, rows in section["importance"]["by_attribute"].items() for row in rows
+    ]
+    top = [r["input"] for r in overall[:GROUP_TABLE_INPUTS]]
+    by_group = [
+        {
+            "input": name,
+            "cells": [next(i for i in row["inputs"] if i["input"] == name) for _attribute, row in group_columns],
+        }
+        for name in top
+    ]
+    return {
+        "section": section,
+        "chart": _importance_chart(overall[:CHART_INPUTS]),
+        "group_columns": [{"label": group_text(row["group"]), "row": row} for _attribute, row in group_columns],
+        "by_group": by_group,
+        "proxies": sorted(section["proxies"]["rows"], key=lambda r: (not r["flagged"], -(r["auc"] or 0))),
+        "reasons": reason_names(),
+    }
+
+
+def _importance_chart(rows: list[dict]) -> dict:
+    """Bars of the drop in accuracy per input (percentage points) with their intervals, for a server-rendered SVG.
+
+    Importance can be negative (shuffling helped by chance): the axis is placed at zero within the range shown.
+    """
+    label_width, bar_width, row_height = 200, 360, 28
+    values = [r["importance"] for r in rows] + [x for r in rows for x in (r.get("interval") or [])]
+    low, high = min([0.0, *values]), max([0.0, *values])
+    span = (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return round(label_width + (value - low) / span * bar_width, 1)
+
+    zero = x(0.0)
+    bars = []
+    for i, r in enumerate(rows):
+        end = x(r["importance"])
+        interval = r.get("interval")
+        bars.append(
+            {
+                "label": r["input"],
+                "y": 10 + i * row_height,
+                "value": r["importance"],
+                "x": min(zero, end),
+                "width": round(abs(end - zero), 1),
+                "ci_low": x(interval[0]) if interval else None,
+                "ci_high": x(interval[1]) if interval else None,
+            }
+        )
+    height = 44 + len(bars) * row_height
+    return {
+        "bars": bars,
+        "zero": zero,
+        "low": low,
+        "high": high,
+        "label_width": label_width,
+        "bar_width": bar_width,
+        "row_height": row_height,
+        "height": height,
+        "width": label_width + bar_width + 90,
     }
 
 

@@ -7,7 +7,20 @@ import pytest
 from audits import policy
 
 
-def _figures(accuracy=0.9, ratio=0.85, lowest_group_accuracy=0.8, small=False):
+def _explained(undeclared=0, technical_document=True):
+    """The explainability section as the criteria see it: its summary."""
+    return {
+        "technical_document": technical_document,
+        "summary": {
+            "top_inputs": ["income"],
+            "flagged_proxies": 2,
+            "undeclared_proxies": undeclared if technical_document else None,
+            "inputs": {"undeclared_proxies": ["relationship"][:undeclared]},
+        },
+    }
+
+
+def _figures(accuracy=0.9, ratio=0.85, lowest_group_accuracy=0.8, small=False, explained=None):
     groups = [
         {"group": {"sex": "F"}, "n": 500, "accuracy": lowest_group_accuracy, "insufficient_data": False},
         {"group": {"sex": "M"}, "n": 500, "accuracy": 0.95, "insufficient_data": False},
@@ -17,6 +30,7 @@ def _figures(accuracy=0.9, ratio=0.85, lowest_group_accuracy=0.8, small=False):
         for g in groups:
             g["insufficient_data"] = True
     return {
+        "explainability": _explained() if explained is None else explained,
         "overall": {"accuracy": accuracy},
         "by_group": groups,
         "disparities": {
@@ -56,8 +70,52 @@ def test_each_criterion_is_judged_on_its_figure():
         "impact_ratio": "pass",
         "equalized_odds": "pass",
         "equal_opportunity": "pass",
+        "undeclared_proxies": "pass",
     }
     assert verdict == "meets"
+
+
+def test_an_undeclared_proxy_fails_tiers_iii_and_iv_and_names_the_input():
+    for tier in ("III", "IV"):
+        criteria, verdict = policy.judge(policy.load(), tier, _figures(explained=_explained(undeclared=1)), None)
+        proxies = next(c for c in criteria if c["id"] == "undeclared_proxies")
+        assert proxies["status"] == "fail" and proxies["value"] == 1 and proxies["inputs"] == ["relationship"]
+        assert proxies["source"] and proxies["title_zh"] == "未声明的代理变量"
+        assert verdict == "does_not_meet"
+    for tier in ("I", "II"):  # shown as a finding only
+        criteria, verdict = policy.judge(policy.load(), tier, _figures(explained=_explained(undeclared=1)), None)
+        assert "undeclared_proxies" not in {c["id"] for c in criteria} and verdict == "meets"
+
+
+def test_an_explainability_criterion_lacks_data_without_the_step_or_a_technical_document():
+    for explained, note in (
+        ({}, "the explainability step was not run"),
+        (_explained(technical_document=False), "no technical document to compare with"),
+    ):
+        criteria, verdict = policy.judge(policy.load(), "IV", _figures(explained=explained), None)
+        proxies = next(c for c in criteria if c["id"] == "undeclared_proxies")
+        assert proxies["status"] == "insufficient_data" and proxies["value"] is None and proxies["note"] == note
+        assert verdict == "meets"
+
+
+def test_a_policy_may_judge_any_count_of_the_explainability_summary_but_not_a_list():
+    document = copy.deepcopy(policy.load().document)
+    document["tiers"]["I"]["criteria"] = [
+        {"id": "proxies", "figure": "explainability.flagged_proxies", "op": "<=", "threshold": 1},
+        {"id": "names", "figure": "explainability.top_inputs", "op": "<=", "threshold": 1},
+    ]
+    criteria, verdict = policy.judge(policy.from_document(document), "I", _figures(), None)
+    assert [(c["status"], c["value"]) for c in criteria] == [("fail", 2), ("insufficient_data", None)]
+    assert verdict == "does_not_meet"
+    document["tiers"]["I"]["criteria"][0]["figure"] = "explanations.flagged_proxies"
+    with pytest.raises(policy.PolicyError, match="/tiers/I/criteria/0/figure"):
+        policy.from_document(document)
+
+
+def test_the_shipped_explainability_settings_have_their_source():
+    settings = policy.load().explainability
+    assert settings["enabled"] is True and settings["sample_rows"] == 20_000 and settings["proxy_auc_threshold"] == 0.7
+    assert "Hosmer" in settings["source"]
 
 
 def test_a_threshold_is_met_exactly_on_the_edge():

@@ -178,6 +178,16 @@ def test_missing_categorical_values_pass_as_empty_strings(tabular, pipeline_mode
     np.testing.assert_array_equal(result.label, pipe.predict(filled) == "approved")
 
 
+def test_categorical_text_columns_are_fed_as_their_text(tabular, pipeline_model):
+    frame, _ = tabular
+    pipe, path = pipeline_model
+    coded = frame.astype({c: "category" for c in STRING_COLUMNS})
+    coded["city"] = coded["city"].cat.remove_categories([""])  # a missing code (-1) is fed as ""
+    assert coded["city"].isna().any()
+    result = predict(path, coded, favourable_label="approved")
+    np.testing.assert_array_equal(result.label, pipe.predict(frame) == "approved")
+
+
 def test_single_tensor_input_by_declared_order_matches_sklearn(boosting, boosting_models):
     model, x = boosting
     result = predict(boosting_models[False], _gb_frame(x), favourable_label="1", input_order=GB_ORDER)
