@@ -5,8 +5,9 @@ same content store (``REGISTRY_INSTANCE`` on a shared volume). The durable job t
 says "job N is waiting":
 
 - ``registry.run_audit_job(N)`` claims job N with the same conditional UPDATE as the in-process pool, so a job never
-  runs twice at once, however many messages name it. If another worker holds a live lease, the task comes back when
-  that lease would lapse; if that worker died, the job is claimed again (an attempt counted) and runs to its end.
+  runs twice at once, however many messages name it. If another worker holds a live lease, the task waits until that
+  lease would lapse and looks again; if that worker died, the job is claimed again (an attempt counted) and runs to
+  its end. No countdown/ETA messages are used.
   Messages are acknowledged late and rejected when their worker process is lost, so a killed worker's message is
   delivered again.
 - ``registry.sweep_audit_jobs`` sends a message for every queued job the broker does not hold (the broker was down
@@ -94,13 +95,15 @@ def _registry():
     return _flask_app
 
 
-def _send_run(celery: Celery, job_id: int, countdown: float | None = None) -> None:
-    celery.send_task(TASK_RUN, args=[job_id], countdown=countdown)
+def _send_run(celery: Celery, job_id: int) -> None:
+    celery.send_task(TASK_RUN, args=[job_id])
 
 
 def _register_tasks(celery: Celery) -> None:
-    @celery.task(name=TASK_RUN, bind=True, max_retries=None)
+    @celery.task(name=TASK_RUN, bind=True)
     def run_audit_job(self, job_id: int) -> str:
+        import time
+
         from registry.audit_jobs import service
         from registry.audit_jobs.models import JobState
         from registry.audit_jobs.worker import worker_name
@@ -109,22 +112,30 @@ def _register_tasks(celery: Celery) -> None:
         flask_app = _registry()
         state, lease = flask_app.extensions["registry"], float(flask_app.config["AUDIT_LEASE_SECONDS"])
         name = worker_name(f"celery:{self.request.hostname}")
-        with transaction(state.engine) as session:
-            claim = service.claim_job(session=session, job_id=job_id, worker=name, lease_seconds=lease)
-        if claim.outcome == "busy":  # another worker holds it; come back when its lease would lapse
-            wait = max(1.0, (claim.lease_until - utcnow()).total_seconds() + 1.0)
-            raise self.retry(countdown=wait)
-        if claim.outcome != "claimed":
-            return "ended"
+
+        def claim():
+            with transaction(state.engine) as session:
+                return service.claim_job(session=session, job_id=job_id, worker=name, lease_seconds=lease)
+
+        found = claim()
+        if found.outcome == "busy":
+            # Another worker holds a live lease. Wait here until it would lapse (at most one lease; no ETA message:
+            # a held countdown is delivered late or not at all under late acks) and look once more: a worker that
+            # died has stopped renewing it. One that still renews it is alive and finishes the job itself.
+            time.sleep(min(lease + 1.0, max(0.5, (found.lease_until - utcnow()).total_seconds() + 0.5)))
+            found = claim()
+        if found.outcome != "claimed":
+            return found.outcome
         try:
             job = service.run_job(
                 engine=state.engine, content=state.content, job_id=job_id, worker=name, lease_seconds=lease
             )
-        except Exception as exc:  # e.g. the database went away while the result was written: the job is still
-            log.exception("audit job %s: could not finish; trying again when its lease lapses", job_id)
-            raise self.retry(countdown=lease + 1.0, exc=exc) from exc  # … ours, which nobody extends now
-        if job is not None and job.state == JobState.QUEUED:  # an unexpected error: try again, a little later
-            _send_run(self.app, job_id, countdown=min(60.0, 5.0 * job.attempts))
+        except Exception:  # e.g. the database went away while the result was written: the job is still ours
+            log.exception("audit job %s: could not finish; sent again, claimed when its lease lapses", job_id)
+            _send_run(self.app, job_id)
+            return "error"
+        if job is not None and job.state == JobState.QUEUED:  # an unexpected error put it back: send it again
+            _send_run(self.app, job_id)
         return job.state if job is not None else "lost"
 
     @celery.task(name=TASK_SWEEP)
@@ -200,7 +211,7 @@ def sweep(celery: Celery, engine, *, include_running: bool = False) -> dict:
             _send_run(celery, row.id)
             sent["lapsed"].append(row.id)
         elif include_running:
-            _send_run(celery, row.id, countdown=(row.lease_until - now).total_seconds() + 1.0)
+            _send_run(celery, row.id)  # its task waits for the lease to lapse, then claims it if nobody renewed it
             sent["running"].append(row.id)
     if any(sent.values()):
         log.info("audit sweep sent %s", sent)

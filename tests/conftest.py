@@ -12,6 +12,7 @@ import copy
 import os
 import re
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass
 
@@ -27,6 +28,17 @@ from registry.cities import service as cities
 from registry.db import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+if sys.version_info < (3, 12):
+    # CPython 3.11 keeps the AST constructor's recursion counter per interpreter, not per thread
+    # (python/cpython#106905), so two threads building ASTs at once can raise "SystemError: AST constructor
+    # recursion depth mismatch" in either. 3.11's traceback module parses the failing line (ast.parse) to place its
+    # ^^^ carets whenever a traceback is formatted — e.g. when a background thread (a worker, a mailer, a garbage-
+    # collected connection to a dropped test database) logs an exception while the main thread imports a test
+    # module. The carets are cosmetic; without them no traceback is parsed, so the tests cannot trip on the bug.
+    import traceback
+
+    traceback._extract_caret_anchors_from_line_segment = lambda _segment: None
 POSTGRES_URL = os.environ.get("REGISTRY_TEST_POSTGRES_URL")
 PASSWORD = "correct-horse-battery"
 TEMPLATE_DB = f"registry_test_template_{os.getpid()}"  # one per test run, so parallel runs do not collide

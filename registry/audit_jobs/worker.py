@@ -59,14 +59,13 @@ class CeleryQueue:
             raise RuntimeError(CELERY_MISSING) from exc
         self.celery = make_celery(settings)
 
-    def enqueue(self, job_id: int, countdown: float | None = None) -> None:
+    def enqueue(self, job_id: int) -> None:
         from registry.jobs import TASK_RUN
 
         try:
             self.celery.send_task(
                 TASK_RUN,
                 args=[job_id],
-                countdown=countdown,
                 retry=True,
                 retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
             )
