@@ -59,6 +59,9 @@ def create_app(config: dict | None = None) -> Flask:
     from registry.decisions import views as decisions_views
     from registry.filings import api as filings_api
     from registry.filings import views as filings_views
+    from registry.library import concern_views
+    from registry.library import data_views as library_data_views
+    from registry.library import views as library_views
     from registry.notifications import api as notifications_api
     from registry.notifications import mailer
     from registry.notifications import views as notifications_views
@@ -72,6 +75,7 @@ def create_app(config: dict | None = None) -> Flask:
     i18n.init_app(app)
     csrf.init_app(app)
     security_headers.init_app(app)
+    concern_views.init_rate_limits(app)  # after CSRF: a forged form is refused before it counts
     problems.register(app, render_error)
     api_blueprints = (
         meta.bp,
@@ -91,6 +95,9 @@ def create_app(config: dict | None = None) -> Flask:
         decisions_views.bp,
         reference_data_views.bp,
         notifications_views.bp,
+        library_data_views.bp,
+        library_views.bp,
+        concern_views.bp,
     )
     for blueprint in api_blueprints + page_blueprints:
         app.register_blueprint(blueprint)

@@ -112,3 +112,20 @@ def require_comment(actor: Actor, filing: Filing, *, reviewer_only: bool) -> Non
 def require_admin(actor: Actor) -> None:
     if actor.role != Role.ADMIN:
         raise Forbidden("Administrators only.", code="admin_only")
+
+
+def may_read_concerns(actor: Actor, filing: Filing) -> bool:
+    """Concerns the public raised about a filing: for reviewers and administrators, and for the filing's own city
+    team (so that it can fix what is reported); never for another city."""
+    return can_read_filing(actor, filing)
+
+
+def may_see_concern_contact(actor: Actor) -> bool:
+    """A concern's contact (an e-mail address or telephone number: personal data) is for the province only."""
+    return actor.role in (Role.REVIEWER, Role.ADMIN)
+
+
+def require_handle_concern(actor: Actor) -> None:
+    """Raises Forbidden unless ``actor`` is a reviewer: only reviewers mark a concern seen or answered."""
+    if actor.role != Role.REVIEWER:
+        raise Forbidden("Only reviewers mark a concern seen or answered.", code="reviewers_only")

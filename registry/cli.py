@@ -1,4 +1,4 @@
-"""The `registry` command: serve, worker, audits run-pending, reaudit due, db, users, tokens, demo load."""
+"""The `registry` command: serve, worker, audits run-pending, reaudit due, db, users, tokens, demo load, library."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from registry.db import transaction
 
 
 def _app(demo: bool = False):
-    return create_app({"DEMO": True} if demo else None)
+    """The app for one command; its database connections are closed when the command ends."""
+    app = create_app({"DEMO": True} if demo else None)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(app.extensions["registry"].engine.dispose)
+    return app
 
 
 def _check_broker(app) -> None:
@@ -24,6 +29,16 @@ def _check_broker(app) -> None:
             from registry.audit_jobs.worker import CELERY_MISSING
 
             raise click.ClickException(CELERY_MISSING) from None
+
+
+def _build_library_index(engine) -> None:
+    """After an upgrade: fill the public library's search index if it is new (migration 0008 cannot)."""
+    from registry.library import search
+
+    with transaction(engine) as session:
+        built = search.ensure_built(session)
+    if built:
+        click.echo(f"Built the library's search index: {built} public filing(s).")
 
 
 def _check_log_key(app) -> None:
@@ -59,6 +74,7 @@ def serve(demo: bool, host: str, port: int) -> None:
     engine = app.extensions["registry"].engine
     if app.config["MIGRATIONS_ON_START"] == "upgrade":
         migrations.upgrade(engine)
+        _build_library_index(engine)
     else:
         pending = migrations.pending(engine)
         if pending:
@@ -230,6 +246,8 @@ def db_upgrade(revision: str) -> None:
 
     app = _app()
     migrations.upgrade(app.extensions["registry"].engine, revision)
+    if revision == "head":
+        _build_library_index(app.extensions["registry"].engine)
     click.echo(f"Database at {migrations.current(app.extensions['registry'].engine)}")
 
 
@@ -318,6 +336,26 @@ def demo_load() -> None:
     with transaction(app.extensions["registry"].engine) as session:
         created = demo_data.load(session=session, content=app.extensions["registry"].content)
     click.echo(f"Demo data: {created}")
+
+
+@main.group("library")
+def library_group() -> None:
+    """The public library."""
+
+
+@library_group.command("reindex")
+def library_reindex() -> None:
+    """Rebuild the library's search index from the filings (after an upgrade, or to repair it), in one transaction."""
+    from registry.library import search
+
+    app = _app()
+    engine = app.extensions["registry"].engine
+    try:
+        with transaction(engine) as session:
+            count = search.reindex(session)
+    finally:
+        engine.dispose()
+    click.echo(f"Indexed {count} public filing(s).")
 
 
 @main.group("log")

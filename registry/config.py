@@ -52,6 +52,12 @@ DEFAULTS: dict[str, object] = {
     "SMTP_TIMEOUT": 30,
     "MAIL_MAX_ATTEMPTS": 5,  # an e-mail that fails this many times is given up (its error is kept)
     "PUBLIC_URL": None,  # e.g. https://registry.example.gov.cn: the absolute links in e-mails
+    # Rate limits per client address (the public concern form). Counts live in memory, per process, unless a
+    # shared storage is named (e.g. the Redis broker's URL), as it must be with several workers.
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URL": None,  # None: memory://
+    "RATELIMIT_PROXY_HOPS": 0,  # trusted reverse proxies in front (their X-Forwarded-For names the client)
+    "CONCERN_RATE_LIMIT": "5 per hour;20 per day",  # concerns one address may send (every attempt counts)
 }
 
 _INT_KEYS = {
@@ -67,8 +73,9 @@ _INT_KEYS = {
     "SMTP_PORT",
     "SMTP_TIMEOUT",
     "MAIL_MAX_ATTEMPTS",
+    "RATELIMIT_PROXY_HOPS",
 }
-_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS"}
+_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS", "RATELIMIT_ENABLED"}
 
 
 def from_environment(environ: os._Environ | dict | None = None) -> dict[str, object]:

@@ -7,6 +7,8 @@ from registry.decision_log.models import LogCheckpoint, LogEntry, LogHead, LogNo
 from registry.decisions.models import Decision
 from registry.filings.models import Attachment, Comment, Filing, FilingNumberSequence, FilingTransition
 from registry.idempotency import IdempotencyRecord
+from registry.library.concern_models import Concern
+from registry.library.search import LibrarySearch
 from registry.notifications.models import Notification, OutboxEmail
 from registry.reference_data.models import ReferenceDataset
 from registry.storage.models import StoredFile
@@ -17,11 +19,13 @@ __all__ = [
     "AuditJob",
     "City",
     "Comment",
+    "Concern",
     "Decision",
     "Filing",
     "FilingNumberSequence",
     "FilingTransition",
     "IdempotencyRecord",
+    "LibrarySearch",
     "LogCheckpoint",
     "LogEntry",
     "LogHead",

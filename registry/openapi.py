@@ -94,6 +94,350 @@ REASON_BODY = {
 }
 
 
+# --- the public library (issue 6): read-only, no token, CORS open ---------------------------------------------------
+
+LIBRARY_ENTRY = {"$ref": "/schemas/library-entry.json"}
+ENTRY_KEY = {
+    "name": "filing_number",
+    "in": "path",
+    "required": True,
+    "description": "The entry's filing number (e.g. 豫算备410100-2026-0001); a rejected filing, which has none, "
+    "by its id",
+    "schema": {"type": "string"},
+}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_CITY = {
+    "type": "object",
+    "required": ["code", "name_zh", "name_en"],
+    "properties": {"code": {"type": "string"}, "name_zh": {"type": "string"}, "name_en": {"type": "string"}},
+}
+_ENTRY_LINKS = {
+    "type": "object",
+    "description": "The entry's page, its JSON and CSV, and its API address",
+    "properties": {name: {"type": "string", "format": "uri"} for name in ("page", "json", "csv", "api")},
+}
+_NAMED = {
+    "type": "object",
+    "required": ["filing_number", "name_zh", "name_en", "next_audit_due"],
+    "properties": {
+        "filing_number": {"type": ["string", "null"]},
+        "name_zh": {"type": "string"},
+        "name_en": {"type": "string"},
+        "next_audit_due": _NULLABLE_TIME,
+    },
+}
+
+
+def _library_query() -> list[dict]:
+    return [
+        {
+            "name": "q",
+            "in": "query",
+            "description": "Search text: names, purpose, department, city and scenario; Chinese terms of two "
+            "characters or more (医保, 低保) and English words, all must match",
+            "schema": {"type": "string", "maxLength": 200},
+        },
+        {"name": "city", "in": "query", "description": "A city code of the registry", "schema": {"type": "string"}},
+        {
+            "name": "scenario",
+            "in": "query",
+            "schema": {"$ref": "/schemas/technical-document.json#/properties/scenario"},
+        },
+        {"name": "tier", "in": "query", "schema": {"enum": ["I", "II", "III", "IV"]}},
+        {
+            "name": "decision",
+            "in": "query",
+            "description": "The outcome of the filing's decision (outcome=, as on the library page, works too)",
+            "schema": {"enum": ["approved", "approved_with_conditions", "rejected"]},
+        },
+        {
+            "name": "state",
+            "in": "query",
+            "schema": {
+                "enum": [
+                    "approved",
+                    "approved_with_conditions",
+                    "rejected",
+                    "suspended",
+                    "revoked",
+                    "expired",
+                    "superseded",
+                ]
+            },
+        },
+        {
+            "name": "year",
+            "in": "query",
+            "description": "Year of the decision",
+            "schema": {"type": "integer", "minimum": 2000, "maximum": 2200},
+        },
+        {
+            "name": "sort",
+            "in": "query",
+            "description": "relevance (the default when searching), newest (newest decision first, the default "
+            "otherwise), name, city, tier (highest first)",
+            "schema": {"enum": ["relevance", "newest", "name", "city", "tier"]},
+        },
+        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+    ]
+
+
+def _library_paths() -> dict:
+    cors = "Open to every origin (Access-Control-Allow-Origin: *), errors and preflights included."
+    return {
+        "/api/v1/library": {
+            "get": _op(
+                "Search the public library: filters, sorting and pages as on the library page; a bad value is a "
+                "422 naming /query/<parameter>. " + cors,
+                tags=["library"],
+                security=False,
+                parameters=_library_query(),
+                responses={"200": _json({"$ref": "#/components/schemas/LibraryPage"}, "A page of entries")},
+            )
+        },
+        "/api/v1/library/{filing_number}": {
+            "parameters": [ENTRY_KEY],
+            "get": _op(
+                "One public entry: what /library/<filing number>.json gives (404 for anything not public). " + cors,
+                tags=["library"],
+                security=False,
+                responses={"200": _json(LIBRARY_ENTRY, "The entry")},
+            ),
+        },
+        "/api/v1/library/standings": {
+            "get": _op(
+                "City standings (红黄绿灯): each city's light, the counts behind it and the rules that give it. "
+                + cors,
+                tags=["library"],
+                security=False,
+                responses={"200": _json({"$ref": "#/components/schemas/LibraryStandings"}, "The standings")},
+            )
+        },
+        "/api/v1/library/statistics": {
+            "get": _op(
+                "Statistics: public filings by city, scenario, tier, state and decision, and decisions per month. "
+                + cors,
+                tags=["library"],
+                security=False,
+                responses={"200": _json({"$ref": "#/components/schemas/LibraryStatistics"}, "The statistics")},
+            )
+        },
+    }
+
+
+def _counted(key: str, key_schema: dict) -> dict:
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": [key, "count"],
+            "properties": {key: key_schema, "count": {"type": "integer", "minimum": 0}},
+        },
+    }
+
+
+def _library_schemas() -> dict:
+    summary = {
+        "type": "object",
+        "description": "A public filing as a row of the library",
+        "required": ["filing_number", "filing_id", "name_zh", "name_en", "version", "city", "state", "links"],
+        "properties": {
+            "filing_number": {"type": ["string", "null"], "description": "None for a rejected filing"},
+            "filing_id": {"type": "integer"},
+            "name_zh": {"type": "string"},
+            "name_en": {"type": "string"},
+            "version": {"type": "string"},
+            "city": _CITY,
+            "department": {"type": ["string", "null"]},
+            "scenario": {"type": ["string", "null"]},
+            "risk_tier": {"type": ["string", "null"]},
+            "state": {"type": "string"},
+            "decided_at": _NULLABLE_TIME,
+            "next_audit_due": _NULLABLE_TIME,
+            "outcome": {"type": ["string", "null"], "description": "The outcome of the filing's decision"},
+            "decision_date": {**_NULLABLE_TIME, "description": "When the decision was taken (rejections too)"},
+            "links": _ENTRY_LINKS,
+        },
+    }
+    return {
+        "LibrarySummary": summary,
+        "LibraryPage": {
+            "type": "object",
+            "required": ["items", "total", "page", "per_page", "pages", "sort", "links"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/LibrarySummary"}},
+                "total": {"type": "integer", "description": "Entries matching the query, on every page"},
+                "page": {"type": "integer"},
+                "per_page": {"type": "integer"},
+                "pages": {"type": "integer"},
+                "sort": {"enum": ["relevance", "newest", "name", "city", "tier"]},
+                "links": {
+                    "type": "object",
+                    "description": "This page, the first, the last, and the previous and next when there are",
+                    "properties": {
+                        name: {"type": "string", "format": "uri"} for name in ("self", "first", "last", "prev", "next")
+                    },
+                },
+            },
+        },
+        "LibraryStandings": {
+            "type": "object",
+            "required": ["as_of", "rules", "totals", "items"],
+            "properties": {
+                "as_of": {"type": "string", "format": "date-time"},
+                "rules": {
+                    "type": "array",
+                    "description": "The rules, red first, in Chinese and English",
+                    "items": {
+                        "type": "object",
+                        "required": ["colour", "zh", "en"],
+                        "properties": {
+                            "colour": {"enum": ["red", "yellow", "green"]},
+                            "zh": {"type": "string"},
+                            "en": {"type": "string"},
+                        },
+                    },
+                },
+                "totals": {
+                    "type": "object",
+                    "description": "How many cities have each light",
+                    "properties": {c: {"type": "integer"} for c in ("red", "yellow", "green")},
+                },
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["city", "colour", "counts", "reaudit_overdue_filings", "reaudit_failed_filings"],
+                        "properties": {
+                            "city": _CITY,
+                            "colour": {"enum": ["red", "yellow", "green"]},
+                            "counts": {
+                                "type": "object",
+                                "description": "public_filings; in_force (approved, with or without conditions); "
+                                "reaudit_overdue and reaudit_failed (in force: red); changes_unanswered (sent "
+                                "back for changes 30 days or more ago) and reaudit_due_soon (within 30 days): "
+                                "yellow",
+                                "properties": {
+                                    name: {"type": "integer", "minimum": 0}
+                                    for name in (
+                                        "public_filings",
+                                        "in_force",
+                                        "reaudit_overdue",
+                                        "reaudit_failed",
+                                        "changes_unanswered",
+                                        "reaudit_due_soon",
+                                    )
+                                },
+                            },
+                            "reaudit_overdue_filings": {"type": "array", "items": _NAMED},
+                            "reaudit_failed_filings": {"type": "array", "items": _NAMED},
+                        },
+                    },
+                },
+            },
+        },
+        "LibraryStatistics": {
+            "type": "object",
+            "required": [
+                "as_of",
+                "public_filings",
+                "by_city",
+                "by_scenario",
+                "by_tier",
+                "by_state",
+                "by_decision",
+                "decisions_by_month",
+            ],
+            "properties": {
+                "as_of": {"type": "string", "format": "date-time"},
+                "public_filings": {"type": "integer"},
+                "by_city": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["code", "name_zh", "name_en", "count"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "name_zh": {"type": "string"},
+                            "name_en": {"type": "string"},
+                            "count": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+                "by_scenario": _counted("scenario", {"type": ["string", "null"]}),
+                "by_tier": _counted("tier", {"type": ["string", "null"]}),
+                "by_state": _counted("state", {"type": "string"}),
+                "by_decision": _counted("outcome", {"enum": ["approved", "approved_with_conditions", "rejected"]}),
+                "decisions_by_month": {
+                    "type": "array",
+                    "description": "Effective decisions per calendar month (UTC), by outcome; months between the "
+                    "first and the last are listed with zeros",
+                    "items": {
+                        "type": "object",
+                        "required": ["month", "approved", "approved_with_conditions", "rejected", "total"],
+                        "properties": {
+                            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                            "approved": {"type": "integer"},
+                            "approved_with_conditions": {"type": "integer"},
+                            "rejected": {"type": "integer"},
+                            "total": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def _open_data() -> dict:
+    """The library's data files, which are not under /api/v1 and so not in ``paths``: where, what, which columns."""
+    from registry.library import opendata
+
+    def columns(spec) -> list[dict]:
+        return [{"name": name, "description": description} for name, description in spec]
+
+    return {
+        "description": "The public library as open data: no login, read-only, CORS open. CSV files are UTF-8 with "
+        "a byte-order mark (Excel opens the Chinese correctly) and CRLF line ends (RFC 4180); a text cell that "
+        "would start like a spreadsheet formula (= + - @) starts with an apostrophe.",
+        "files": [
+            {
+                "path": "/library.json",
+                "media_type": "application/json",
+                "description": "Every public entry's list row (as LibrarySummary) with its links, streamed: "
+                "{generated_at, entry_schema, links, items, total}",
+            },
+            {
+                "path": "/library.csv",
+                "media_type": "text/csv",
+                "description": "One row per public filing",
+                "columns": columns(opendata.LIBRARY_CSV_COLUMNS),
+            },
+            {
+                "path": "/library/{filing_number}.json",
+                "media_type": "application/json",
+                "description": "One entry, valid against the library-entry schema",
+                "schema": "/schemas/library-entry.json",
+            },
+            {
+                "path": "/library/{filing_number}.csv",
+                "media_type": "text/csv",
+                "description": "One entry's key facts and its audits' figures (overall, per group and per "
+                "attribute value with intervals, criteria, claimed vs measured), one per row",
+                "columns": columns(opendata.ENTRY_CSV_COLUMNS),
+            },
+            {
+                "path": "/library/feed.atom",
+                "media_type": "application/atom+xml",
+                "description": f"Atom 1.0 (RFC 4287): the newest {opendata.FEED_SIZE} entries of the decision log "
+                "(decisions, suspensions, revocations, expiries, supersessions), newest first, each with a tag: id "
+                "and links to the entry page and to the log entry",
+            },
+        ],
+    }
+
+
 def document(app: Flask) -> dict:
     filing_ref = {"$ref": "#/components/schemas/Filing"}
     return {
@@ -611,6 +955,7 @@ def document(app: Flask) -> dict:
                     responses={"200": _json({"type": "object"}, "OpenAPI")},
                 )
             },
+            **_library_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token (rgt_…)"}},
@@ -919,7 +1264,9 @@ def document(app: Flask) -> dict:
                     "type": "object",
                     "properties": {"items": {"type": "array", "items": {"type": "object"}}},
                 },
+                **_library_schemas(),
             },
         },
         "x-json-schemas": {name: f"/schemas/{name}.json" for name in schema_files.NAMES},
+        "x-open-data": _open_data(),
     }

@@ -19,6 +19,7 @@ NAMES = (
     "reference-dataset",
     "decision",
     "decision-log-entry",
+    "library-entry",
 )
 
 _DIR = pathlib.Path(__file__).resolve().parent

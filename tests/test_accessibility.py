@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -241,7 +242,88 @@ def _reference_datasets_errors(page, filing_in):
     assert page.locator("#descriptor-error-1").is_visible()
 
 
+def _library_standings(page, filing_in):
+    filing_in("approved")
+    filing_in("changes_requested", city_user="luoyang")  # counted, never named
+    page.goto("/library/standings")
+    assert page.locator("#standings-table tbody tr").count() >= 2
+    assert page.locator("#standings-rules li").count() == 3
+
+
+def _library_statistics(page, filing_in):
+    filing_in("approved")
+    filing_in("rejected")
+    filing_in("approved_with_conditions", city_user="luoyang")
+    page.goto("/library/statistics")
+    assert page.locator("#by-city tbody tr").count() >= 2
+    assert page.locator("figure.chart svg").count() == 6
+
+
+def _large_text(page) -> None:
+    """Turn on large text and high contrast with the header's switch, as a reader would."""
+    with page.expect_navigation():
+        page.click("#display-toggle")
+    assert page.get_attribute("html", "class") == "display-large"
+
+
+def _concern_form(page, filing_in):
+    filing_id = filing_in("approved")
+    page.goto(f"/library/{filing_id}/concern")
+    _large_text(page)
+    assert page.locator("#concern-body").is_visible()
+
+
+def _concern_form_errors(page, filing_in):
+    filing_id = filing_in("approved")
+    page.goto(f"/library/{filing_id}/concern")
+    page.fill("#concern-body", "太短")
+    with page.expect_navigation():
+        page.click("#concern-submit")
+    assert page.locator("#error-summary").is_visible() and page.locator("#concern-body-error").is_visible()
+
+
+def _concern_sent(page, filing_in):
+    filing_id = filing_in("approved")
+    page.goto(f"/library/{filing_id}/concern")
+    _large_text(page)
+    page.fill("#concern-body", "我的低保申请被系统自动拒绝，但收入低于标准。")
+    page.fill("#concern-contact", "wang.fang@example.cn")
+    with page.expect_navigation():
+        page.click("#concern-submit")
+    assert page.locator("#concern-reference").is_visible()
+
+
+def _filing_concerns(page, filing_in):
+    _concern_sent(page, filing_in)
+    log_in(page, "reviewer1")
+    page.goto("/filings?state=approved")
+    with page.expect_navigation():
+        page.click("main table tbody tr a")
+    assert page.locator("#concerns").is_visible() and page.locator("article.concern form").count() == 2
+
+
+def _library(page, filing_in):
+    filing_in("approved")
+    filing_in("approved_with_conditions", city_user="luoyang")
+    filing_in("rejected")
+    filing_in("under_review")  # not public: not listed
+    page.goto("/library?q=低保&sort=name")
+    assert page.locator("ol.results > li").count() == 3
+    assert page.locator("#q").input_value() == "低保"
+
+
+def _library_entry(page, filing_in):
+    filing_id = filing_in("approved_with_conditions")
+    page.goto(f"/library/{filing_id}")  # the id answers with the entry's own address, its filing number
+    assert page.locator("#inputs-table tr.flagged").count() >= 1
+    assert page.locator(".decision-conditions li").count() == 1
+
+
 PAGES: dict[str, Callable] = {
+    "concern-form": _concern_form,  # with large text and high contrast on (issue 6 C)
+    "concern-form-errors": _concern_form_errors,
+    "concern-sent": _concern_sent,
+    "filing-concerns": _filing_concerns,
     "home": _home,
     "login": _login,
     "login-failed": _login_failed,
@@ -258,6 +340,10 @@ PAGES: dict[str, Callable] = {
     "decision-letter": _decision_letter,
     "reference-datasets": _reference_datasets,
     "reference-datasets-errors": _reference_datasets_errors,
+    "library": _library,  # the list and search, and the entry page (issue 6 A)
+    "library-entry": _library_entry,
+    "library-standings": _library_standings,
+    "library-statistics": _library_statistics,
 }
 
 
@@ -282,6 +368,51 @@ def test_audit_report_page_passes_axe(lang, open_context, app, api, documents, c
     page.goto(f"/audits/{answer.get_json()['id']}")
     assert page.locator("#importance-chart").is_visible() and page.locator("#flip-table").is_visible()
     check_page(page, "audit-report", lang)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_library_standings_with_every_light_pass_axe(lang, open_context, app, filing_in):
+    """Red, yellow and green side by side (crafted due dates): each light's colours pass the contrast check."""
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    from registry.db import utcnow
+    from registry.filings.models import Filing
+
+    overdue, due_soon = filing_in("approved"), filing_in("approved", city_user="luoyang")
+    table = Filing.__table__
+    with Session(app.extensions["registry"].engine) as s:
+        for filing_id, days in ((overdue, -5), (due_soon, 10)):
+            s.execute(sa.update(table).where(table.c.id == filing_id).values(next_audit_due=utcnow() + timedelta(days)))
+        s.commit()
+    page = open_context(lang).new_page()
+    page.goto("/library/standings")
+    for colour in ("red", "yellow", "green"):
+        assert page.locator(f"#standings-table .light-{colour}").count() >= 1, colour
+    assert page.locator("#standings-red tbody tr").count() == 1
+    check_page(page, "library-standings-lights", lang)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_library_entry_with_an_audit_passes_axe(lang, open_context, app, api, documents, credit_model):  # noqa: F811
+    """A public entry with the province's audit: criteria, the per-group chart and table, claimed vs measured."""
+    from registry.audit_jobs.worker import run_pending
+
+    filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
+    reviewer = api("reviewer1")
+    reviewer.post(f"/api/v1/filings/{filing_id}/actions/start_review")
+    job = reviewer.post(f"/api/v1/filings/{filing_id}/audits", json={"dataset": DATASET, "replicates": 20})
+    run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
+    decision = reviewer.post(
+        f"/api/v1/filings/{filing_id}/decisions",
+        json={"outcome": "approved", "audit_job_ids": [job.get_json()["id"]]},
+    ).get_json()
+    if decision["state"] == "proposed":
+        api("reviewer2").post(f"/api/v1/decisions/{decision['id']}/countersign")
+    page = open_context(lang).new_page()
+    page.goto(f"/library/{filing_id}")
+    assert page.locator("#audit-1-chart svg").is_visible() and page.locator("#audit-1-groups").is_visible()
+    check_page(page, "library-entry-audit", lang)
 
 
 # --- the keyboard ------------------------------------------------------------------------------------------------

@@ -99,6 +99,28 @@ EXPECTED = {
     ("GET", "/decisions/<int:decision_id>/letter.pdf"): STAFF,
     ("GET", "/api/v1/decisions/<int:decision_id>/letter.pdf"): STAFF,
     ("GET", "/reaudits"): {REVIEWER, ADMIN},
+    # --- the public library's list and entry pages (issue 6 A): anyone reads, without an account
+    ("GET", "/library"): EVERYONE,
+    ("GET", "/library/<filing_number>"): EVERYONE,
+    # --- raise a concern (issue 6 C): anyone sends one without an account; only reviewers mark it seen or answered
+    ("GET", "/library/<filing_number>/concern"): EVERYONE,
+    ("POST", "/library/<filing_number>/concern"): EVERYONE,
+    ("GET", "/library/<filing_number>/concern/sent"): EVERYONE,
+    ("POST", "/filings/<int:filing_id>/concerns/<int:concern_id>/status"): {REVIEWER},
+    # --- large text and high contrast, remembered in a cookie like the language (issue 6 C)
+    ("POST", "/display"): EVERYONE,
+    # --- the public library's open data, API, feed, standings and statistics (issue 6 B): anyone reads, nobody writes
+    ("GET", "/library.json"): EVERYONE,
+    ("GET", "/library.csv"): EVERYONE,
+    ("GET", "/library/<filing_number>.json"): EVERYONE,
+    ("GET", "/library/<filing_number>.csv"): EVERYONE,
+    ("GET", "/library/feed.atom"): EVERYONE,
+    ("GET", "/library/standings"): EVERYONE,
+    ("GET", "/library/statistics"): EVERYONE,
+    ("GET", "/api/v1/library"): EVERYONE,
+    ("GET", "/api/v1/library/<filing_number>"): EVERYONE,
+    ("GET", "/api/v1/library/standings"): EVERYONE,
+    ("GET", "/api/v1/library/statistics"): EVERYONE,
 }
 ROLE_USER = {CITY: "zhengzhou", REVIEWER: "reviewer1", ADMIN: "admin"}
 # The step each role would take on a submitted filing (the route admits both kinds of actor).
@@ -127,6 +149,8 @@ def _url(rule: str, role: str, filing_id: int, token_id: int) -> str:
         .replace("<int:notification_id>", "1")  # none of the caller's: allowed roles get 404, denied ones 401/403
         .replace("<int:index>", "0")  # an empty log: everyone gets 404 (public routes are never 401/403)
         .replace("<int:job_id>", "1")  # no such audit: allowed roles get 404, denied ones 401/403
+        .replace("<filing_number>", "豫算备410100-2026-0001")  # the filing is submitted, not public: 404 for all
+        .replace("<int:concern_id>", "1")  # no such concern: a reviewer gets 400/404, everyone else 401/403
         .replace("<action>", ROLE_ACTION[role])
         .replace("<name>", "technical-document")
         .replace("<path:filename>", "registry.css")

@@ -150,7 +150,7 @@ def _report_context(report: dict) -> dict:
         "attribute_groups": attribute_groups,
         "chart": _chart(groups),
         "disparity_ci": intervals.get("disparities") or {},
-        "explain": _explain_context(report.get("explainability")),
+        "explain": explain_context(report.get("explainability")),
     }
 
 
@@ -166,7 +166,7 @@ def reason_names() -> dict[str, str]:
     }
 
 
-def _explain_context(section: dict | None) -> dict | None:
+def explain_context(section: dict | None) -> dict | None:
     """The explainability section arranged for reading: the chart of the top inputs, per-group tables, proxies."""
     if not section:
         return None

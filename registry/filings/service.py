@@ -31,6 +31,7 @@ from registry.errors import (
 from registry.filings import lifecycle, numbers, risk
 from registry.filings.lifecycle import Action, State
 from registry.filings.models import Attachment, Comment, Filing, FilingTransition
+from registry.library import search as library_search
 from registry.notifications import service as notifications
 from registry.storage import service as storage
 from registry.storage.files import ContentStore
@@ -520,6 +521,7 @@ def _step(
     session.add(filing)
     session.flush()
     step = _record(session, filing, action, source, actor, reason)
+    library_search.refresh(session, filing)  # the public library shows a decided filing from this step on
     if action in log_records.LOGGED:  # a decision about the filing: into the public log, in this transaction
         session.flush()
         decision_log.append(

@@ -35,6 +35,7 @@ from registry.filings import forms, lifecycle, risk
 from registry.filings import service as filings
 from registry.filings.models import Filing
 from registry.i18n import is_chinese
+from registry.library import concerns as public_concerns
 from registry.request_db import db
 from registry.web import labels
 
@@ -160,6 +161,8 @@ def _render_filing(filing: Filing, *, status: int = 200, **extra):
         comment_error=None,
         action_error=None,
         values={},
+        concerns=public_concerns.for_filing(session=db(), actor=actor, filing=filing),  # None: not for this reader
+        may_handle_concerns=actor.role == Role.REVIEWER,
     )
     context.update(extra)
     return render_template("filings/detail.html", **context), status

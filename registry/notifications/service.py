@@ -10,7 +10,8 @@ rolled back notifies no one. Recipients are active accounts only, never the one 
   reviewers (the proposer among them);
 - an audit finished → the reviewer who started it (all reviewers for a scheduled one); a periodic re-audit that
   failed or did not meet the policy, one queued because it is due, and an expiry → reviewers and the filing's
-  city accounts.
+  city accounts;
+- a concern raised by the public about a library entry → every reviewer (never the sender's contact).
 
 When the database's engine has mail settings (registry.notifications.mailer), each notification to an account
 with an e-mail address also gets an outbox row, in the same transaction; it is sent after the commit.
@@ -269,6 +270,21 @@ def filings_expired(*, session: Session, expired: Iterable[tuple[Filing, datetim
             params={"due": due.date().isoformat()},
         )
     return rows
+
+
+def concern_raised(
+    *, session: Session, filing: Filing, concern_id: int, reference: str, excerpt: str
+) -> list[Notification]:
+    """A member of the public raised a concern about ``filing`` → every reviewer, with an excerpt (no contact)."""
+    return _notify(
+        session,
+        recipients=_reviewers(session),
+        actor=None,
+        kind=Kind.CONCERN_RAISED,
+        filing=filing,
+        link=_filing_link(filing, f"concern-{concern_id}"),
+        params={"reference": reference, "excerpt": _excerpt(excerpt), "concern_id": concern_id},
+    )
 
 
 # --- the inbox -------------------------------------------------------------------------------------------------------

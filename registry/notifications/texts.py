@@ -36,6 +36,7 @@ class Kind(StrEnum):
     REAUDIT_QUEUED = "reaudit_queued"
     REAUDIT_FAILED = "reaudit_failed"
     FILING_EXPIRED = "filing_expired"
+    CONCERN_RAISED = "concern_raised"
 
 
 TITLES = {
@@ -50,6 +51,7 @@ TITLES = {
     Kind.REAUDIT_QUEUED: N_("Periodic re-audit due"),
     Kind.REAUDIT_FAILED: N_("Re-audit needs attention"),
     Kind.FILING_EXPIRED: N_("Filing expired"),
+    Kind.CONCERN_RAISED: N_("A concern from the public"),
 }
 
 TEXTS = {
@@ -72,6 +74,7 @@ TEXTS = {
     Kind.FILING_EXPIRED: N_(
         "Expired: %(filing)s. Its re-audit was due on %(due)s and is overdue beyond the grace period."
     ),
+    Kind.CONCERN_RAISED: N_("A member of the public raised a concern (%(reference)s) about %(filing)s: %(excerpt)s"),
 }
 NUMBER_ISSUED = N_("Filing number: %(number)s.")
 FILING = N_("filing “%(name)s” (%(ref)s)")

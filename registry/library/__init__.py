@@ -1,0 +1,1 @@
+"""The public provincial library (issue 6): what anyone sees without logging in."""
