@@ -10,7 +10,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import warnings
 from functools import partial
 
 import numpy as np
@@ -26,18 +25,14 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 from onnx import TensorProto, helper
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-from sklearn.compose import ColumnTransformer
+from skl2onnx.common.data_types import FloatTensorType
 from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, brier_score_loss, precision_score, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from audits import engine, policy, reference, runner
 from schemas import validation
 from tests.audits.hostile_models import endless_loop
+from tests.audits.sklearn_models import adult_logistic, export
 
 ADULT_CAT = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex"]
 ADULT_NUM = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -51,37 +46,10 @@ GERMAN_NUM = [
 ]
 
 
-def _export(model, initial_types, path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # converter chatter is not under test
-        onx = convert_sklearn(
-            model,
-            initial_types=initial_types,
-            options={id(model.steps[-1][1] if hasattr(model, "steps") else model): {"zipmap": False}},
-            target_opset={"": 17, "ai.onnx.ml": 3},
-        )
-    path.write_bytes(onx.SerializeToString())
-    return path
-
-
 @pytest.fixture(scope="module")
 def adult_model(tmp_path_factory):
     """A logistic regression trained on Adult (train), one ONNX input per column, string labels."""
-    train = reference.load("adult")
-    pipe = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [("cat", OneHotEncoder(handle_unknown="ignore"), ADULT_CAT), ("num", StandardScaler(), ADULT_NUM)]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=300)),
-        ]
-    )
-    pipe.fit(train.features[ADULT_CAT + ADULT_NUM], np.where(train.y_true, ">50K", "<=50K"))
-    types = [(c, StringTensorType([None, 1])) for c in ADULT_CAT] + [(c, FloatTensorType([None, 1])) for c in ADULT_NUM]
-    return pipe, _export(pipe, types, tmp_path_factory.mktemp("models") / "adult_lr.onnx")
+    return adult_logistic(ADULT_CAT, ADULT_NUM, max_iter=300, path=tmp_path_factory.mktemp("models") / "adult_lr.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +59,7 @@ def german_model(tmp_path_factory):
     X = data.features[GERMAN_NUM].to_numpy(np.float32)
     y = np.where(data.y_true, 1, 2)
     gbc = GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0).fit(X, y)
-    return gbc, _export(
+    return gbc, export(
         gbc, [("X", FloatTensorType([None, len(GERMAN_NUM)]))], tmp_path_factory.mktemp("models") / "german_gb.onnx"
     )
 

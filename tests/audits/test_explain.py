@@ -11,25 +11,22 @@ import copy
 import json
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-from sklearn.compose import ColumnTransformer
+from skl2onnx.common.data_types import FloatTensorType
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.inspection import permutation_importance
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
 from audits import declarations, engine, explain, findings, policy, reference
 from schemas import validation
+from tests.audits.sklearn_models import adult_logistic, export
 
 GERMAN_NUM = [
     "duration",
@@ -50,27 +47,13 @@ def _policy(**settings) -> policy.Policy:
     return policy.from_document(document)
 
 
-def _export(model, initial_types, path):
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # converter chatter is not under test
-        onx = convert_sklearn(
-            model,
-            initial_types=initial_types,
-            options={id(final): {"zipmap": False}},
-            target_opset={"": 17, "ai.onnx.ml": 3},
-        )
-    path.write_bytes(onx.SerializeToString())
-    return path
-
-
 @pytest.fixture(scope="module")
 def german(tmp_path_factory):
     """Gradient boosting on German credit's numeric columns (age among them), one tensor input, labels 1/2."""
     data = reference.load("german-credit")
     x = data.features[GERMAN_NUM].to_numpy(np.float32)
     model = GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0).fit(x, np.where(data.y_true, 1, 2))
-    path = _export(model, [("X", FloatTensorType([None, len(GERMAN_NUM)]))], tmp_path_factory.mktemp("m") / "g.onnx")
+    path = export(model, [("X", FloatTensorType([None, len(GERMAN_NUM)]))], tmp_path_factory.mktemp("m") / "g.onnx")
     return {"data": data, "model": model, "path": path, "x": x, "y": np.where(data.y_true, 1, 2)}
 
 
@@ -95,21 +78,8 @@ def german_report(german):
 @pytest.fixture(scope="module")
 def adult(tmp_path_factory):
     """A logistic regression on Adult that takes sex and relationship (and four more) as inputs."""
-    train = reference.load("adult")
-    pipe = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [("cat", OneHotEncoder(handle_unknown="ignore"), ADULT_CAT), ("num", StandardScaler(), ADULT_NUM)]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
-    )
-    pipe.fit(train.features[ADULT_CAT + ADULT_NUM], np.where(train.y_true, ">50K", "<=50K"))
-    types = [(c, StringTensorType([None, 1])) for c in ADULT_CAT] + [(c, FloatTensorType([None, 1])) for c in ADULT_NUM]
-    return {"pipe": pipe, "path": _export(pipe, types, tmp_path_factory.mktemp("m") / "adult.onnx")}
+    pipe, path = adult_logistic(ADULT_CAT, ADULT_NUM, max_iter=500, path=tmp_path_factory.mktemp("m") / "adult.onnx")
+    return {"pipe": pipe, "path": path}
 
 
 def _technical_document(proxies: dict[str, list[str]] | None = None, sensitive=("sex",)) -> dict:
