@@ -202,7 +202,8 @@ def check_descriptor(descriptor: Any) -> None:
 
     Checks the schema, then what the schema cannot say: column names are unique, the label and every attribute
     refer to declared columns of the right type, bin edges increase and there is one label per bin, attribute
-    names are unique and ``default_sensitive`` names attributes.
+    names are unique, ``default_sensitive`` names attributes, and the CSV delimiter is one ASCII character other
+    than a line end (what the CSV parser can split on).
     """
     errors = validation.validate(_SCHEMA, descriptor)
     if errors:
@@ -211,6 +212,11 @@ def check_descriptor(descriptor: Any) -> None:
             f"The descriptor of {_label_of(descriptor)} is not valid: {detail}", sorted({e.pointer for e in errors})
         )
     problems: list[tuple[str, str]] = []
+    delimiter = descriptor.get("csv", {}).get("delimiter", ",")
+    if not delimiter.isascii() or delimiter in "\r\n":  # the CSV parser splits on one byte, never a line end
+        problems.append(
+            ("/csv/delimiter", f"the delimiter {delimiter!r} is not one ASCII character other than a line end")
+        )
     types: dict[str, str] = {}
     for i, column in enumerate(descriptor["columns"]):
         if column["name"] in types:

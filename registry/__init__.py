@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from registry import config as config_module
 from registry.db import make_engine
@@ -43,12 +44,16 @@ def create_app(config: dict | None = None) -> Flask:
     # Uploads are limited per kind in the services; this caps any request body (the model limit plus form overhead).
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_MODEL_BYTES"]) + 1024 * 1024
 
+    if hops := int(app.config["PROXY_HOPS"]):
+        # Only behind proxies we run: otherwise anyone could claim to have come over TLS or from another address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
     app.extensions["registry"] = RegistryState(
         engine=make_engine(app.config["DATABASE_URL"]),
         content=LocalContentStore(instance / "files"),
     )
 
-    from registry import access, i18n, meta, problems, request_db, security_headers
+    from registry import access, api_support, i18n, meta, problems, request_db, security_headers
     from registry.accounts import api as accounts_api
     from registry.accounts import views as accounts_views
     from registry.audit_jobs import api as audit_jobs_api
@@ -99,6 +104,7 @@ def create_app(config: dict | None = None) -> Flask:
         library_views.bp,
         concern_views.bp,
     )
+    app.url_map.converters["int"] = api_support.RowIdConverter  # before any route: ids beyond the columns are 404
     for blueprint in api_blueprints + page_blueprints:
         app.register_blueprint(blueprint)
     for blueprint in api_blueprints:

@@ -6,6 +6,8 @@ import json as stdjson
 from collections.abc import Callable
 
 from flask import Response, current_app, json, request
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
 from registry import idempotency
 from registry.access import current_actor
@@ -64,11 +66,18 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def idempotent(work: Callable[[], tuple[int, dict]], *, location: Callable[[dict], str] | None = None) -> Response:
+def idempotent(
+    work: Callable[[], tuple[int, dict]],
+    *,
+    location: Callable[[dict], str] | None = None,
+    request_identity: Callable[[], bytes] | None = None,
+) -> Response:
     """Run ``work`` (which returns status and body) once per Idempotency-Key, and commit.
 
     A retry with the same key and the same request gets the first answer again (``Idempotent-Replayed: true``);
     the same key with a different request is refused (422). Without the header, the work simply runs.
+    ``request_identity`` gives the bytes that make two requests "the same" when the raw body cannot (a multipart
+    upload has a new boundary each time it is sent); by default the raw body.
     """
     key = request.headers.get(IDEMPOTENCY_HEADER)
     actor = current_actor()
@@ -81,7 +90,8 @@ def idempotent(work: Callable[[], tuple[int, dict]], *, location: Callable[[dict
         if not 1 <= len(key) <= 255 or not key.isprintable():
             raise BadRequest("An Idempotency-Key has 1 to 255 printable characters.", code="bad_idempotency_key")
         operation = f"{request.method} {request.path}"
-        fingerprint = idempotency.fingerprint(operation, request.get_data(cache=True))
+        identity = request_identity() if request_identity is not None else request.get_data(cache=True)
+        fingerprint = idempotency.fingerprint(operation, identity)
         record = idempotency.find(
             session=session, user_id=actor.user_id, key=key, operation=operation, request_sha256=fingerprint
         )
@@ -105,11 +115,36 @@ def idempotent(work: Callable[[], tuple[int, dict]], *, location: Callable[[dict
     return json_response(body, status, headers)
 
 
+# The largest identifier any table holds (PostgreSQL INTEGER); a larger number in a query or a path names nothing,
+# and handed to the database it overflows the column (a 500) instead of finding nothing.
+MAX_ROW_ID = 2**31 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:…>`` in routes: a non-negative integer; one beyond MAX_ROW_ID names nothing, so it is a 404.
+
+    (Not werkzeug's ``max=``: a value it refuses makes the router try the path's other methods, answering 405.)
+    """
+
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        if number > MAX_ROW_ID:
+            raise NotFound()  # the same answer as any address that names nothing
+        return number
+
+
 def int_arg(name: str, default: int) -> int:
+    """The integer query parameter ``name`` (``default`` when absent). Raises Unprocessable naming /query/<name>
+    if it is not an integer or is beyond ±MAX_ROW_ID (no page, index or size of this registry is that large)."""
     raw = request.args.get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise Unprocessable(f"{name} must be an integer.", code="bad_query", pointer=f"/query/{name}") from None
+    if abs(value) > MAX_ROW_ID:
+        raise Unprocessable(
+            f"{name} is out of range (at most {MAX_ROW_ID}).", code="bad_query", pointer=f"/query/{name}"
+        )
+    return value

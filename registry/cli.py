@@ -296,6 +296,24 @@ def users_create(username, role, city_code, display_name, email, password_stdin)
     click.echo(f"Created {user.role} account {user.username}.")
 
 
+@users.command("unlock")
+@click.argument("username")
+def users_unlock(username: str) -> None:
+    """Lift the lock that failed logins put on USERNAME and clear its failures (recorded in the login trail)."""
+    from registry.accounts import login, trail
+    from registry.errors import DomainError
+
+    app = _app()
+    try:
+        with transaction(app.extensions["registry"].engine) as session:
+            was_locked = login.unlock(
+                session=session, username=username, client=trail.Client(user_agent="registry users unlock")
+            )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Unlocked {username}." if was_locked else f"{username} was not locked; its failed logins are cleared.")
+
+
 @main.group()
 def tokens() -> None:
     """API tokens."""
@@ -449,6 +467,93 @@ def log_verify(url: str | None, pinned: str | None, state_path: str | None) -> N
         sys.exit(1)
     verifier.save_state(path, key=report.key, origin=report.origin, tree_size=report.tree_size, root=report.root)
     click.echo(f"The decision log verifies: {report.tree_size} entries. Kept this checkpoint in {path}.")
+
+
+@main.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--verify", "verify_only", is_flag=True, help="Only check the existing backup at PATH; change nothing.")
+def backup_command(path: str, verify_only: bool) -> None:
+    """Back up the database, the stored files, the keys and the decision log into one file PATH (.tar, or
+    .tar.gz/.tar.xz to compress). The file is made with mode 0600: it holds secrets (the password hashes, the log's
+    signing key, the session key). With --verify, check a backup instead: every member against its manifest and
+    the decision log from the backup alone (exits 1 if anything fails)."""
+    from pathlib import Path
+
+    from registry import backup
+
+    if verify_only:
+        _check_backup(Path(path))
+        return
+    try:
+        made = backup.create_backup(backup.Instance.from_environment(), Path(path))
+    except backup.BackupError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(
+        f"Backed up {made.rows} row(s) of {made.tables} table(s) at schema revision {made.revision}, "
+        f"{made.files} stored file(s) ({made.file_bytes} bytes), the decision log ({made.log_size} entries) "
+        f"and {len(made.keys)} key file(s) to {made.path}."
+    )
+    for warning in made.warnings:
+        click.echo(f"Warning: {warning}.", err=True)
+    click.echo("The file is readable by its owner only (0600): it holds secrets; keep it as safe as the keys.")
+
+
+def _check_backup(path) -> None:
+    from registry import backup
+
+    try:
+        checked = backup.check_backup(path)
+    except backup.BackupError as exc:
+        raise click.ClickException(exc.message) from None
+    manifest = checked.manifest
+    click.echo(
+        f"✓ all {len(manifest['members'])} members match the manifest (made {manifest['created_at']} by registry "
+        f"{manifest['app_version']}, schema revision {manifest['alembic_revision']}, "
+        f"{sum(t['rows'] for t in manifest['database']['tables'])} rows, {manifest['files']['count']} files)"
+    )
+    click.echo(checked.log.text())
+    if not checked.ok:
+        click.echo("The backup's decision log did NOT verify.", err=True)
+        sys.exit(1)
+    click.echo(f"The backup checks out; its decision log verifies: {checked.log.tree_size} entries.")
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--check", "check_only", is_flag=True, help="Only check the backup (as `backup --verify`).")
+def restore_command(path: str, check_only: bool) -> None:
+    """Restore the backup PATH into this instance (REGISTRY_INSTANCE, DATABASE_URL, REGISTRY_LOG_SIGNING_KEY_FILE),
+    whose database must be empty: a restore never mixes a backup with other data and never overwrites a key.
+    The backup is checked first (nothing is written if any member differs from its manifest); then the files and
+    the keys are copied, the schema is made at the backup's revision and every row inserted in one transaction,
+    and the decision log is verified (exits 1 if it does not)."""
+    from pathlib import Path
+
+    from registry import backup
+
+    if check_only:
+        _check_backup(Path(path))
+        return
+    instance = backup.Instance.from_environment()
+    try:
+        done = backup.restore_backup(Path(path), instance)
+    except backup.BackupError as exc:
+        raise click.ClickException(exc.message) from None
+    manifest = done.manifest
+    click.echo(
+        f"Restored {done.rows} row(s) at schema revision {manifest['alembic_revision']} (backup of "
+        f"{manifest['created_at']}), {done.files_copied} stored file(s) copied ({done.files_present} already there), "
+        f"key file(s) written: {', '.join(done.keys_written) or 'none'}."
+    )
+    for note in done.notes:
+        click.echo(f"Note: {note}.")
+    if done.pending_migrations:
+        click.echo(f"The database needs {done.pending_migrations} migration(s) of this version: `registry db upgrade`.")
+    click.echo(done.log.text())
+    if not done.log.ok:
+        click.echo("The restored decision log did NOT verify.", err=True)
+        sys.exit(1)
+    click.echo(f"The decision log verifies: {done.log.tree_size} entries.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,7 +57,14 @@ DEFAULTS: dict[str, object] = {
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URL": None,  # None: memory://
     "RATELIMIT_PROXY_HOPS": 0,  # trusted reverse proxies in front (their X-Forwarded-For names the client)
+    # Trusted reverse proxies in front of the app: their X-Forwarded-For/-Proto/-Host are believed (werkzeug's
+    # ProxyFix), so a request that reached the proxy over TLS counts as secure (HSTS, secure links). 0: none.
+    "PROXY_HOPS": 0,
     "CONCERN_RATE_LIMIT": "5 per hour;20 per day",  # concerns one address may send (every attempt counts)
+    "LOGIN_RATE_LIMIT": "10 per minute;100 per hour",  # login attempts one address may make (every POST counts)
+    # Account lockout: this many consecutive failed logins for one user name lock it for this many minutes.
+    "LOGIN_LOCKOUT_FAILURES": 5,
+    "LOGIN_LOCKOUT_MINUTES": 15,
 }
 
 _INT_KEYS = {
@@ -74,6 +81,7 @@ _INT_KEYS = {
     "SMTP_TIMEOUT",
     "MAIL_MAX_ATTEMPTS",
     "RATELIMIT_PROXY_HOPS",
+    "PROXY_HOPS",
 }
 _BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS", "RATELIMIT_ENABLED"}
 

@@ -37,20 +37,26 @@ class UTCDateTime(sa.types.TypeDecorator):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout so several workers can share it."""
+    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout so several workers can share it.
+
+    SQLite waits ``?timeout=`` seconds (default 30) for another writer before giving up with "database is locked"
+    (the app answers 503). PostgreSQL connections are tested before use (``pool_pre_ping``), so after a restart of
+    the server the pool reconnects by itself, and a connection attempt gives up after 10 s instead of hanging.
+    """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        timeout = float(sa.engine.make_url(url).query.get("timeout", 30))
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - exercised by every SQLite test
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
 @contextmanager

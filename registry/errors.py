@@ -71,3 +71,10 @@ class ServiceUnavailable(DomainError):
     """The registry is not set up to do this now (e.g. no signing key for the decision log); nothing was changed."""
 
     status = 503
+
+
+class InsufficientStorage(DomainError):
+    """The file store has no room for a file (disk full, quota, file size limit); nothing was kept. The same
+    request succeeds once space is freed."""
+
+    status = 507

@@ -1,6 +1,6 @@
 """Every table, imported in one place so that Alembic sees the whole schema."""
 
-from registry.accounts.models import ApiToken, LoginSession, User
+from registry.accounts.models import ApiToken, LoginEvent, LoginSession, LoginThrottle, User
 from registry.audit_jobs.models import AuditJob
 from registry.cities.models import City
 from registry.decision_log.models import LogCheckpoint, LogEntry, LogHead, LogNode
@@ -30,7 +30,9 @@ __all__ = [
     "LogEntry",
     "LogHead",
     "LogNode",
+    "LoginEvent",
     "LoginSession",
+    "LoginThrottle",
     "Notification",
     "OutboxEmail",
     "ReferenceDataset",

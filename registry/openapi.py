@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask
 
 import schemas as schema_files
+from registry.api_support import MAX_ROW_ID
 from registry.notifications.texts import Kind as NotificationKind
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -38,7 +39,7 @@ def _op(
     idempotent: bool = False,
 ) -> dict:
     op: dict = {"summary": summary, "tags": tags, "responses": dict(responses)}
-    for status in ("400", "401", "403", "404", "409", "413", "415", "422"):
+    for status in ("400", "401", "403", "404", "409", "413", "415", "422", "503"):  # 503: the database is away
         op["responses"].setdefault(status, PROBLEM)
     if not security:
         op["security"] = []
@@ -69,15 +70,16 @@ def _int_query(name: str, description: str, *, required: bool = False) -> dict:
 
 
 HEX_HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+ROW_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}  # larger: 404
 
-DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-FILING_ID = {"name": "filing_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": ROW_ID}
+FILING_ID = {"name": "filing_id", "in": "path", "required": True, "schema": ROW_ID}
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": ROW_ID}
 NOTIFICATION_ID = {
     "name": "notification_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1},
+    "schema": ROW_ID,
 }
 DATASET_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 100}}
 REASON_BODY = {
@@ -532,7 +534,11 @@ def document(app: Flask) -> dict:
                             }
                         },
                     },
-                    responses={"201": _json({"$ref": "#/components/schemas/Attachment"}, "The stored attachment")},
+                    responses={
+                        "201": _json({"$ref": "#/components/schemas/Attachment"}, "The stored attachment"),
+                        "507": PROBLEM,  # no room left in the file store; nothing kept
+                    },
+                    idempotent=True,
                 ),
             },
             "/api/v1/filings/{filing_id}/submit": {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -57,6 +58,7 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
 
 
@@ -74,8 +76,8 @@ def from_http_exception(error: HTTPException) -> Response:
 
 
 def wants_problem() -> bool:
-    """API paths and schema paths answer with problem+json; pages answer with HTML."""
-    return request.path.startswith(("/api/", "/schemas/"))
+    """API paths, schema paths and the health check answer with problem+json; pages answer with HTML."""
+    return request.path.startswith(("/api/", "/schemas/")) or request.path == "/healthz"
 
 
 def register(app: Flask, html_error) -> None:
@@ -104,6 +106,25 @@ def register(app: Flask, html_error) -> None:
         if wants_problem():
             return problem(409, "Conflict", message, code="concurrent_change")
         return html_error(409, message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeout)
+    def _database_unavailable(error: Exception):
+        # The database cannot be reached or is busy (restarting, locked by another process, out of connections):
+        # this request's transaction was rolled back whole; the pool reconnects (pre-ping) once it is back.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        message = "The database is not available at the moment; nothing was saved. Try again shortly."
+        if wants_problem():
+            response = problem(503, "Service unavailable", message, code="database_unavailable")
+        else:
+            try:
+                response = app.make_response(html_error(503, message))
+            except Exception:  # the page itself needs the database (the signed-in account): answer in plain text
+                response = Response(message, status=503, mimetype="text/plain")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

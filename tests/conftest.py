@@ -148,7 +148,14 @@ def app(database_url, tmp_path, password_hash, log_key_file):
             "LOG_SIGNING_KEY_FILE": log_key_file,
         }
     )
-    with Session(application.extensions["registry"].engine) as session:
+    seed_people(application.extensions["registry"].engine, password_hash)
+    yield application
+    application.extensions["registry"].engine.dispose()
+
+
+def seed_people(engine, password_hash: str) -> None:
+    """The Henan cities and the test's people (PEOPLE, all with PASSWORD) in a migrated database."""
+    with Session(engine) as session:
         for code, zh, en in cities.HENAN:
             cities.add_city(session=session, code=code, name_zh=zh, name_en=en, province_code="410000")
         for username, (role, city) in PEOPLE.items():
@@ -156,8 +163,6 @@ def app(database_url, tmp_path, password_hash, log_key_file):
                 User(username=username, display_name=username, role=role, city_code=city, password_hash=password_hash)
             )
         session.commit()
-    yield application
-    application.extensions["registry"].engine.dispose()
 
 
 @pytest.fixture
@@ -235,19 +240,21 @@ def csrf_token(html: str) -> str:
 def browser_as(app):
     """``browser_as("zhengzhou")`` → a test client logged in through the real login form (CSRF included)."""
 
-    def make(username: str | None):
-        client = app.test_client()
-        if username is None:
-            return client
-        page = client.get("/login")
-        response = client.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))},
-        )
-        assert response.status_code == 302, response.get_data(as_text=True)[:500]
-        return client
+    return lambda username: logged_in_client(app, username)
 
-    return make
+
+def logged_in_client(app, username: str | None):
+    """A test client of ``app`` logged in as ``username`` through the real login form (None: anonymous)."""
+    client = app.test_client()
+    if username is None:
+        return client
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
 
 
 @dataclass

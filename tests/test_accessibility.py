@@ -140,6 +140,19 @@ def _login_failed(page, filing_in):
     assert page.locator("#login-error").is_visible()
 
 
+def _login_locked(page, filing_in):
+    for _attempt in range(5):  # the default lockout: the fifth failure locks the name
+        _login_failed(page, filing_in)
+    assert page.locator("#login-error").is_visible()
+
+
+def _admin_security(page, filing_in):
+    _login_locked(page, filing_in)
+    log_in(page, "admin")
+    page.goto("/admin/security")
+    assert page.locator("#locked-table").is_visible() and page.locator("#trail-table tbody tr").count() == 6
+
+
 def _filings(page, filing_in):
     filing_in("changes_requested")
     filing_in("draft")
@@ -327,6 +340,8 @@ PAGES: dict[str, Callable] = {
     "home": _home,
     "login": _login,
     "login-failed": _login_failed,
+    "login-locked": _login_locked,
+    "admin-security": _admin_security,  # the login trail (issue 7)
     "filings": _filings,
     "filings-new": _filings_new,
     "filings-new-errors": _filings_new_errors,

@@ -78,6 +78,7 @@ EXPECTED = {
     ("GET", "/admin/reference-datasets"): {ADMIN},
     ("POST", "/admin/reference-datasets"): {ADMIN},
     ("POST", "/admin/reference-datasets/<name>/retire"): {ADMIN},
+    ("GET", "/admin/security"): {ADMIN},  # the login trail
     # --- notifications: each account's own inbox (another's notification is 404, tested in test_notifications)
     ("GET", "/inbox"): STAFF,
     ("POST", "/inbox/<int:notification_id>/read"): STAFF,

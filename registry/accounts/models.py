@@ -70,3 +70,45 @@ class ApiTokenPublic(SQLModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+class LoginOutcome(StrEnum):
+    """What became of one login attempt (or of a logout, or an administrator's unlock), as the trail records it."""
+
+    SUCCESS = "success"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome's name, not a password
+    UNKNOWN_USER = "unknown_user"
+    INACTIVE = "inactive"  # the right password for a deactivated account
+    LOCKED = "locked"  # refused unchecked: too many failures for this user name
+    RATE_LIMITED = "rate_limited"  # refused unchecked: too many attempts from this address
+    LOGOUT = "logout"
+    UNLOCKED = "unlocked"  # an administrator lifted a lock (`registry users unlock`)
+
+
+class LoginEvent(SQLModel, table=True):
+    """One entry of the login trail: append-only (the database refuses UPDATE and DELETE)."""
+
+    __tablename__ = "login_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    outcome: LoginOutcome = Field(sa_type=sa.String(32), index=True)
+    username: str = Field(max_length=64, index=True)  # the name tried, cut to 64 characters
+    user_id: int | None = Field(default=None, foreign_key="user.id", index=True)  # when the name is an account's
+    client_address: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=256)  # cut to 256 characters
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Consecutive failed logins per user name tried, and the lock they led to.
+
+    Kept per name, not per account, so that a name nobody has is locked exactly like a real one: the answer to a
+    guess never tells whether the account exists.
+    """
+
+    __tablename__ = "login_throttle"
+
+    username: str = Field(primary_key=True, max_length=64)
+    failures: int = 0  # attempts counted since the last success, unlock or expired lock (an attempt counts first)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

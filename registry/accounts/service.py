@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
-from registry.accounts.models import ApiToken, LoginSession, Role, User
+from registry.accounts.models import ApiToken, LoginOutcome, LoginSession, Role, User
 from registry.authz import Actor
 from registry.db import utcnow
 from registry.errors import Conflict, NotFound, Unprocessable
@@ -76,20 +76,30 @@ def create_user(
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
     """The active user with this name and password, or None. Spends the same time whether or not the name exists."""
+    outcome, user = check_password(session=session, username=username, password=password)
+    return user if outcome == LoginOutcome.SUCCESS else None
+
+
+def check_password(*, session: Session, username: str, password: str) -> tuple[LoginOutcome, User | None]:
+    """Check a login: SUCCESS, WRONG_PASSWORD, INACTIVE (the right password of a deactivated account) or
+    UNKNOWN_USER, with the account of that name (None when there is none; only a SUCCESS may log it in).
+
+    Spends the same time whether or not the name exists: an unknown name costs one argon2 hash, as a check does.
+    """
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
         _hasher.hash(password)  # keep the timing of unknown names like that of known ones
-        return None
+        return LoginOutcome.UNKNOWN_USER, None
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        return None
+        return LoginOutcome.WRONG_PASSWORD, user
     if not user.active:
-        return None
+        return LoginOutcome.INACTIVE, user
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
         session.add(user)
-    return user
+    return LoginOutcome.SUCCESS, user
 
 
 def start_login_session(*, session: Session, user: User, hours: int) -> str:

@@ -196,6 +196,8 @@ def consistency(session: Session, first: int, second: int | None) -> dict:
         raise _bad("second", f"second is from 0 to the current size, {current}.")
     if not 0 <= first <= second:
         raise _bad("first", "first is from 0 to second.")
+    if first == 0 < second:
+        raise _bad("first", "first is at least 1: there is no consistency proof from the empty tree (RFC 9162).")
     hashes = merkle.consistency_proof(first, second, DatabaseNodes(session))
     return {"first": first, "second": second, "hashes": [h.hex() for h in hashes]}
 

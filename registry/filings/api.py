@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from flask import Blueprint, current_app, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from registry.access import allow, current_actor
 from registry.api_support import idempotent, int_arg, json_body, json_response
-from registry.errors import BadRequest, Unprocessable, UnsupportedMediaType
+from registry.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from registry.filings import lifecycle
 from registry.filings import service as filings
 from registry.filings.serialize import comment_json, filing_json, transition_json
@@ -109,32 +113,45 @@ def upload_attachment(filing_id: int):
         raise UnsupportedMediaType(
             "Upload as multipart/form-data with fields kind and file.", code="multipart_required"
         )
-    upload = request.files.get("file")
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:  # the body is over any upload's limit: refused before it is read
+        raise PayloadTooLarge(
+            "The upload is larger than this registry accepts.", code="file_too_large", pointer="/file"
+        ) from None
     if upload is None:
         raise Unprocessable("The form has no file field.", code="missing_file", pointer="/file")
     kind = request.form.get("kind", "model")
     limit = current_app.config["MAX_MODEL_BYTES"] if kind == "model" else current_app.config["MAX_DOCUMENT_BYTES"] * 10
-    attachment = filings.attach_file(
-        session=db(),
-        content=current_app.extensions["registry"].content,
-        actor=current_actor(),
-        filing_id=filing_id,
-        kind=kind,
-        stream=upload.stream,
-        filename=upload.filename or "upload",
-        max_bytes=int(limit),
-    )
-    db().commit()
-    return json_response(
-        {
+
+    def work():
+        attachment = filings.attach_file(
+            session=db(),
+            content=current_app.extensions["registry"].content,
+            actor=current_actor(),
+            filing_id=filing_id,
+            kind=kind,
+            stream=upload.stream,
+            filename=upload.filename or "upload",
+            max_bytes=int(limit),
+        )
+        return 201, {
             "id": attachment.id,
             "kind": attachment.kind,
             "sha256": attachment.sha256,
             "filename": attachment.filename,
             "size": attachment.size,
-        },
-        201,
-    )
+        }
+
+    def identity() -> bytes:
+        # A retry sends the same form with a new multipart boundary: the same kind, name and bytes are the same upload.
+        digest = hashlib.sha256()
+        while chunk := upload.stream.read(1024 * 1024):
+            digest.update(chunk)
+        upload.stream.seek(0)
+        return json.dumps([kind, upload.filename or "", digest.hexdigest()]).encode()
+
+    return idempotent(work, request_identity=identity)
 
 
 def _transition_body() -> str:

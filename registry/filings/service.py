@@ -24,6 +24,7 @@ from registry.decisions.models import Decision
 from registry.errors import (
     Forbidden,
     IllegalTransition,
+    PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
     ValidationFailed,
@@ -339,10 +340,26 @@ def require_editable(filing: Filing) -> None:
         )
 
 
+PDF_TAIL = 1024  # a PDF ends with %%EOF; readers look for it this near the end (trailing junk is tolerated)
+
+
 def _check_pdf(path: Path) -> None:
+    """A PDF begins with %PDF- and ends with %%EOF: one without the end was cut off on its way (it is never parsed
+    here, and never served back: a supporting document is kept for the record only)."""
+    size = path.stat().st_size
     with path.open("rb") as handle:
-        if handle.read(5) != b"%PDF-":
-            raise UnsupportedMediaType("Supporting documents must be PDF files.", code="not_pdf", pointer="/file")
+        head = handle.read(5)
+        handle.seek(max(0, size - PDF_TAIL))
+        tail = handle.read()
+    if head != b"%PDF-":
+        raise UnsupportedMediaType("Supporting documents must be PDF files.", code="not_pdf", pointer="/file")
+    if b"%%EOF" not in tail:
+        raise Unprocessable(
+            "The PDF is incomplete: it has no end-of-file marker (%%EOF), so it was probably cut off. Upload it again.",
+            code="pdf_truncated",
+            pointer="/file",
+            extra={"detail_zh": "PDF 文件不完整：缺少文件结束标记（%%EOF），可能在传输中被截断，请重新上传。"},
+        )
 
 
 def attach_file(
@@ -377,14 +394,22 @@ def attach_file(
                 exc.message, code=f"model_{exc.code}", pointer="/file", extra={"detail_zh": exc.message_zh}
             ) from exc
 
-    stored = storage.store(
-        session=session,
-        content=content,
-        stream=stream,
-        media_type="application/onnx" if kind == MODEL else "application/pdf",
-        max_bytes=max_bytes,
-        check=vet_model if kind == MODEL else _check_pdf,
-    )
+    try:
+        stored = storage.store(
+            session=session,
+            content=content,
+            stream=stream,
+            media_type="application/onnx" if kind == MODEL else "application/pdf",
+            max_bytes=max_bytes,
+            check=vet_model if kind == MODEL else _check_pdf,
+        )
+    except PayloadTooLarge as exc:
+        raise PayloadTooLarge(
+            f"The file is larger than the limit of {max_bytes} bytes.",
+            code="file_too_large",
+            pointer="/file",
+            extra={"detail_zh": f"文件超过 {max_bytes} 字节的上限。"},
+        ) from exc
     attachment = Attachment(
         filing_id=filing.id,
         kind=kind,
@@ -405,8 +430,9 @@ def attach_file(
 def _safe_filename(filename: str) -> str:
     """Only the last path component, printable, at most 255 characters: names are shown, never used as paths."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip() or "upload"
-    return name[:255]
+    # Unprintable characters go: NUL, line breaks, and the bidirectional controls that make "gpj.exe" read "exe.jpg".
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".").strip()
+    return name[:255] or "upload"
 
 
 def _require_complete(filing: Filing) -> None:

@@ -234,6 +234,12 @@ def _require_free_name(session: Session, name: str) -> None:
         )
 
 
+def _cell_bytes(physical_type: str) -> int:
+    """What one cell of a Parquet column takes in memory once read, at least: 8 bytes for a number, more for text
+    (a Python string object is some 50 bytes before its characters)."""
+    return 64 if physical_type in ("BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY") else 8
+
+
 def _sniff(path: Path, descriptor: dict, max_bytes: int) -> None:
     """Refuse a file that is not of its descriptor's format before any parser sees it."""
     size = path.stat().st_size
@@ -252,12 +258,25 @@ def _sniff(path: Path, descriptor: dict, max_bytes: int) -> None:
         try:
             metadata = pq.read_metadata(path)
             unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+            cell = sum(_cell_bytes(metadata.schema.column(i).physical_type) for i in range(metadata.num_columns))
         except Exception:  # pyarrow raises many kinds of error for a damaged footer
             raise _data_error(
                 "The Parquet file's metadata cannot be read; the file is damaged.",
                 "无法读取 Parquet 文件的元数据，文件已损坏。",
                 code="not_parquet",
             ) from None
+        if metadata.num_rows != descriptor["rows"]:  # before anything is unpacked: rows cost memory however encoded
+            raise _failed(
+                reference.DatasetError(
+                    f"The data file {descriptor['file']} has {metadata.num_rows} rows but its descriptor says "
+                    f"{descriptor['rows']}.",
+                    ["/rows"],
+                ),
+                code="dataset_does_not_load",
+            )
+        # A long run of one value is stored in a few bytes (dictionary and run-length encoding) whatever the sizes
+        # the file declares; what the audit holds in memory is at least a machine word a cell (more for text).
+        unpacked = max(unpacked, metadata.num_rows * cell)
         if unpacked > UNPACKED_FACTOR * max_bytes:
             raise _data_error(
                 f"The Parquet file unpacks to {unpacked} bytes, more than the limit of {UNPACKED_FACTOR * max_bytes}.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import current_app, request
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from registry.errors import PayloadTooLarge, UnsupportedMediaType
-from registry.reference_data.service import DESCRIPTOR
+from registry.reference_data.service import DATA, DESCRIPTOR
 
 FORM_OVERHEAD = 1024 * 1024
 
@@ -27,11 +28,22 @@ def raise_request_limits() -> None:
 
 
 def require_multipart() -> None:
+    """Refuse a request that is not multipart/form-data, or whose body is over the limits (before it is read)."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType(
             "Upload as multipart/form-data with the parts descriptor (JSON) and data (CSV or Parquet).",
             code="multipart_required",
         )
+    try:
+        request.files  # noqa: B018 (parses the form: refused here, by its Content-Length, when it is too large)
+    except RequestEntityTooLarge:
+        limit = data_limit()
+        raise PayloadTooLarge(
+            f"The upload is larger than the limit of {limit} bytes for a data file.",
+            code="dataset_too_large",
+            pointer=DATA,
+            extra={"detail_zh": f"上传内容超过数据文件 {limit} 字节的上限。"},
+        ) from None
 
 
 def descriptor_part() -> bytes | str | None:

@@ -37,6 +37,19 @@ def _explanation(status: int) -> str:
     return _("The request could not be completed.")
 
 
+def local_target(target: str | None) -> str | None:
+    """``target`` when it is a path on this site (where a form may send the browser back to), else None.
+
+    Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so "/<tab>/evil.example" and
+    "/<backslash>evil.example" would lead off the site like "//evil.example": any of those is refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ch == "\\" or ch.isspace() or not ch.isprintable() for ch in target):
+        return None
+    return target
+
+
 def render_error(status: int, message: str):
     """An error page in the reader's language; a page that needs a login sends the browser to log in."""
     if status == 401:

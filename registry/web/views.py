@@ -8,6 +8,7 @@ from registry.access import allow, current_actor
 from registry.authz import PUBLIC
 from registry.i18n import LANGUAGE_COOKIE
 from registry.library.views import render_library
+from registry.web import local_target
 
 bp = Blueprint("home", __name__)
 
@@ -26,9 +27,7 @@ def index():
 def set_language():
     """Remember the chosen language in a cookie and go back to the page the reader was on (no JavaScript needed)."""
     lang = request.form.get("lang", "zh_CN")
-    target = request.form.get("next") or url_for("home.index")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("home.index")
+    target = local_target(request.form.get("next")) or url_for("home.index")
     response = redirect(target)
     if lang in ("zh_CN", "en"):
         response.set_cookie(LANGUAGE_COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
@@ -57,9 +56,7 @@ def set_display():
     """Remember large text and high contrast (or the standard display) in a cookie and go back to the page the
     reader was on (no JavaScript needed)."""
     mode = request.form.get("display")
-    target = request.form.get("next") or ""
-    if not target.startswith("/") or target.startswith(("//", "/\\")):
-        target = url_for("home.index")
+    target = local_target(request.form.get("next")) or url_for("home.index")
     response = redirect(target, 303)
     if mode == DISPLAY_LARGE:
         response.set_cookie(DISPLAY_COOKIE, DISPLAY_LARGE, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
