@@ -1,6 +1,7 @@
 """Accounts: passwords hashed with argon2, login sessions held by the server, tokens shown once and revocable."""
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -139,3 +140,19 @@ def test_the_account_page_creates_a_token_shown_once_that_works_on_the_api(app, 
     token = re.search(r'id="new-token">(rgt_[^<]+)<', created).group(1)
     assert app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert token not in client.get("/account").get_data(as_text=True)
+
+
+def test_a_token_records_its_last_use_to_the_minute_without_a_write_on_every_call(app, token_for, monkeypatch):
+    token = token_for("zhengzhou")
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+
+    def last_used():
+        return client.get("/api/v1/tokens", headers=headers).get_json()["items"][0]["last_used_at"]
+
+    first = last_used()
+    assert first is not None  # the first use is recorded
+    assert last_used() == first  # a second call within the minute writes nothing
+    later = datetime.fromisoformat(first) + accounts.LAST_USED_RESOLUTION + timedelta(seconds=1)
+    monkeypatch.setattr(accounts, "utcnow", lambda: later)
+    assert datetime.fromisoformat(last_used()) == later  # a minute on, it is recorded again

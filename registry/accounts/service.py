@@ -136,16 +136,22 @@ def create_token(*, session: Session, user: User, label: str = "") -> tuple[str,
 
 
 def user_for_token(*, session: Session, token: str) -> User | None:
-    """The active owner of a live API token, or None; records when the token was last used."""
+    """The active owner of a live API token, or None; records when the token was last used, to the minute (a
+    write on every call would queue every API request of a SQLite registry behind the database's one writer)."""
     record = session.exec(select(ApiToken).where(ApiToken.token_hash == _sha256(token))).first()
     if record is None or record.revoked_at is not None:
         return None
     user = session.get(User, record.user_id)
     if user is None or not user.active:
         return None
-    record.last_used_at = utcnow()
-    session.add(record)
+    now = utcnow()
+    if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
+        record.last_used_at = now
+        session.add(record)
     return user
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def list_tokens(*, session: Session, user_id: int) -> list[ApiToken]:
