@@ -44,6 +44,9 @@ def create_app(config: dict | None = None) -> Flask:
     # Uploads are limited per kind in the services; this caps any request body (the model limit plus form overhead).
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_MODEL_BYTES"]) + 1024 * 1024
 
+    from registry.library.page_cache import FrontCache
+
+    app.wsgi_app = FrontCache(app.wsgi_app, app)  # cached public pages, answered before Flask's request handling
     if hops := int(app.config["PROXY_HOPS"]):
         # Only behind proxies we run: otherwise anyone could claim to have come over TLS or from another address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -72,12 +75,13 @@ def create_app(config: dict | None = None) -> Flask:
     from registry.notifications import views as notifications_views
     from registry.reference_data import api as reference_data_api
     from registry.reference_data import views as reference_data_views
-    from registry.web import csrf, render_error
+    from registry.web import csrf, figures, render_error
     from registry.web import views as home_views
 
     request_db.init_app(app)
     access.init_app(app)
     i18n.init_app(app)
+    figures.register(app)
     csrf.init_app(app)
     security_headers.init_app(app)
     concern_views.init_rate_limits(app)  # after CSRF: a forged form is refused before it counts

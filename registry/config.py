@@ -65,6 +65,9 @@ DEFAULTS: dict[str, object] = {
     # Account lockout: this many consecutive failed logins for one user name lock it for this many minutes.
     "LOGIN_LOCKOUT_FAILURES": 5,
     "LOGIN_LOCKOUT_MINUTES": 15,
+    # How long the public library's pages are served from the page cache at most (registry.library.cache): a
+    # decision, a lifecycle step or an audit shows at once; this bounds only what time alone changes. 0: no cache.
+    "LIBRARY_CACHE_SECONDS": 300,
 }
 
 _INT_KEYS = {
@@ -82,6 +85,7 @@ _INT_KEYS = {
     "MAIL_MAX_ATTEMPTS",
     "RATELIMIT_PROXY_HOPS",
     "PROXY_HOPS",
+    "LIBRARY_CACHE_SECONDS",
 }
 _BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS", "RATELIMIT_ENABLED"}
 

@@ -110,3 +110,26 @@ def test_the_template_holds_every_text_in_the_code_and_pages():
     with (TRANSLATIONS / "messages.pot").open("rb") as handle:
         template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
     assert found - template == set(), "run pybabel extract and update (see registry/babel.cfg)"
+
+
+TEMPLATE = (
+    '{{ _("Audit of %(date)s", date="<2026>") }}|{{ _("Log in") }}|{{ _("%(a)s %% done", a="<b>") }}|'
+    '{{ ngettext("%(num)s file", "%(num)s files", 2) }}|{{ ngettext("%(num)s file", "%(num)s files", 1, num=7) }}'
+)
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_the_per_page_gettext_writes_what_flask_babels_own_does(app, lang):
+    """registry.i18n.page_gettext (bound once a page, for speed) against the callables Flask-Babel installs in the
+    environment: the same translation, escaping and formatting."""
+    from flask_babel import get_translations
+
+    from registry.i18n import page_gettext
+
+    with app.test_request_context(f"/?lang={lang}"):
+        template = app.jinja_env.from_string(TEMPLATE)
+        theirs = template.render()  # the environment's globals: Flask-Babel's
+        ours = template.render(**page_gettext(get_translations()))
+    assert ours == theirs
+    assert "&lt;2026&gt;" in ours and "&lt;b&gt;" in ours
+    assert ("审计" in ours or "登录" in ours) == (lang == "zh_CN")

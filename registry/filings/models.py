@@ -18,7 +18,7 @@ class FilingBase(SQLModel):
     scenario: str | None = Field(default=None, max_length=40, index=True)
     risk_tier: str | None = Field(default=None, max_length=3, index=True)
     filing_number: str | None = Field(default=None, max_length=40, unique=True)
-    supersedes_id: int | None = Field(default=None, foreign_key="filing.id")
+    supersedes_id: int | None = Field(default=None, foreign_key="filing.id", index=True)  # the newer version's lookup
 
 
 _revision = sa.Column("revision", sa.Integer, nullable=False, default=1)

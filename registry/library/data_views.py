@@ -20,7 +20,7 @@ from registry.authz import PUBLIC
 from registry.db import utcnow
 from registry.errors import NotFound
 from registry.i18n import is_chinese, pick
-from registry.library import opendata, public, search, standings, statistics
+from registry.library import opendata, page_cache, public, search, standings, statistics
 from registry.request_db import db
 from registry.web import labels
 
@@ -199,6 +199,10 @@ def feed():
 @allow(PUBLIC)
 def api_list():
     """Search and filter the public library, one page at a time (the same query as the library page)."""
+    return page_cache.serve(lambda _csrf_token: _api_list())
+
+
+def _api_list():
     query = opendata.parse_query(
         request.args,
         session=db(),
@@ -249,13 +253,17 @@ def api_standings():
 @allow(PUBLIC)
 def api_statistics():
     """Public filings by city, scenario, tier, state and decision outcome, and decisions per month."""
-    return json_response(statistics.statistics(session=db(), now=utcnow()))
+    return page_cache.serve(lambda _csrf_token: json_response(statistics.statistics(session=db(), now=utcnow())))
 
 
 @bp.get(f"{API}/<filing_number>")
 @allow(PUBLIC)
 def api_entry(filing_number: str):
     """One entry (the same document as /library/<filing number>.json)."""
+    return page_cache.serve(lambda _csrf_token: _api_entry(filing_number))
+
+
+def _api_entry(filing_number: str):
     response = json_response(_entry(filing_number))
     response.headers["Link"] = _schema_link()
     return response
@@ -267,6 +275,8 @@ def api_entry(filing_number: str):
 @bp.get("/library/standings")
 @allow(PUBLIC)
 def standings_page():
+    # Not cached: a light follows the re-audit dates and the time that passes, which no version sees; the few
+    # queries it takes read indexes (registry.library.standings).
     now = utcnow()
     items = standings.standings(session=db(), now=now)
     return render_template(
@@ -295,6 +305,10 @@ def _chart(chart_id: str, title: str, key_header: str, rows: list[tuple[str, int
 @bp.get("/library/statistics")
 @allow(PUBLIC)
 def statistics_page():
+    return page_cache.serve(_statistics_page)
+
+
+def _statistics_page(csrf_token):
     figures = statistics.statistics(session=db(), now=utcnow())
     charts = [
         _chart(
@@ -338,4 +352,5 @@ def statistics_page():
             "by-month", _("Decisions per month"), _("Month"), [(m["month"], m["total"]) for m in months]
         ),
         outcomes=statistics.OUTCOMES,
+        csrf_token=csrf_token,
     )

@@ -10,6 +10,7 @@ accounts.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 
@@ -154,8 +155,20 @@ def public_audit_jobs(session: Session, filing: Filing) -> list[AuditJob]:
 
 
 def audit_report(content: ContentStore, job: AuditJob) -> dict:
-    """A finished audit's report: figures only (the engine never writes a row of reference data into it)."""
-    with content.open(job.report_sha256) as handle:
+    """A finished audit's report: figures only (the engine never writes a row of reference data into it).
+
+    Shared and read-only: a report is stored under its sha256, so the bytes behind a digest never change and the
+    parsed report is kept (the last _REPORTS_KEPT) — an entry with a review and six re-audits parsed six copies of an
+    80 kB report on every view. Callers must not modify it."""
+    return _parsed_report(content, job.report_sha256)
+
+
+_REPORTS_KEPT = 64
+
+
+@functools.lru_cache(maxsize=_REPORTS_KEPT)
+def _parsed_report(content: ContentStore, sha256: str) -> dict:
+    with content.open(sha256) as handle:
         return json.loads(handle.read().decode("utf-8"))
 
 

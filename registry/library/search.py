@@ -42,6 +42,11 @@ class LibrarySearch(SQLModel, table=True):
     page of 10,000 filings is counted and ordered on this table's indexes alone."""
 
     __tablename__ = "library_search"
+    # Covering indexes of the statistics' and standings' counts (migration 0011).
+    __table_args__ = (
+        sa.Index("ix_library_search_city_code_state", "city_code", "state"),
+        sa.Index("ix_library_search_decided_at_outcome", "decided_at", "outcome"),
+    )
 
     filing_id: int = Field(foreign_key="filing.id", primary_key=True, sa_column_kwargs={"autoincrement": False})
     tokens: str = Field(sa_type=sa.Text)

@@ -20,7 +20,7 @@ from registry.db import utcnow
 from registry.errors import NotFound
 from registry.filings import risk
 from registry.i18n import is_chinese
-from registry.library import public, search
+from registry.library import page_cache, public, search
 from registry.request_db import db
 
 bp = Blueprint("library", __name__)
@@ -60,8 +60,9 @@ def _page_numbers(page: int, pages: int) -> list[int | None]:
     return out
 
 
-def render_library(template: str = "library/index.html"):
-    """The library list for the request's query parameters (also the start page of anonymous visitors)."""
+def render_library(template: str = "library/index.html", csrf_token=None):
+    """The library list for the request's query parameters (also the start page of anonymous visitors).
+    ``csrf_token``: what the page calls for its CSRF token (registry.library.page_cache), else Flask-WTF's."""
     session = db()
     city_list = cities.list_cities(session=session)
     query = search.parse(request.args, cities=[c.code for c in city_list], language="zh" if is_chinese() else "en")
@@ -81,13 +82,14 @@ def render_library(template: str = "library/index.html"):
         sorts=sort_names(),
         page_numbers=_page_numbers(results.page, results.pages),
         page_url=lambda **changes: url_for("library.index", **query.args(**changes)),
+        **({"csrf_token": csrf_token} if csrf_token is not None else {}),
     )
 
 
 @bp.get("/library")
 @allow(PUBLIC)
 def index():
-    return render_library()
+    return page_cache.serve(lambda csrf_token: render_library(csrf_token=csrf_token))
 
 
 # --- the entry page ------------------------------------------------------------------------------------------------
@@ -169,6 +171,10 @@ def _date(value: str | None) -> datetime | None:
 def entry(filing_number: str):
     """A filing's public entry. Its address is its filing number (a rejected filing's, its id); 404 for anything
     that is not public, drafts and filings in review included."""
+    return page_cache.serve(lambda csrf_token: _entry_page(filing_number, csrf_token))
+
+
+def _entry_page(filing_number: str, csrf_token):
     filing = public.find_public(db(), filing_number)
     if filing is None:
         raise NotFound("There is no public library entry with this filing number.", code="entry_not_found")
@@ -192,4 +198,5 @@ def entry(filing_number: str):
         states=state_names(),
         group_text=group_text,
         group_figures=GROUP_FIGURES,
+        csrf_token=csrf_token,
     )

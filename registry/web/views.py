@@ -7,6 +7,7 @@ from flask import Blueprint, redirect, request, url_for
 from registry.access import allow, current_actor
 from registry.authz import PUBLIC
 from registry.i18n import LANGUAGE_COOKIE
+from registry.library import page_cache
 from registry.library.views import render_library
 from registry.web import local_target
 
@@ -19,7 +20,7 @@ def index():
     """Staff go to their filings; anyone else starts in the public library (the same query parameters work)."""
     if current_actor().is_authenticated:
         return redirect(url_for("filings.dashboard"))
-    return render_library("home.html")
+    return page_cache.serve(lambda csrf_token: render_library("home.html", csrf_token=csrf_token))
 
 
 @bp.post("/language")

@@ -1,0 +1,139 @@
+"""Short-lived caches of the public library's computed pages, keyed by a version of what the library shows. No
+Flask here (``registry.library.page_cache`` is the web side).
+
+A cached page is served only while :func:`version` is the one it was made at, and for at most ``ttl`` seconds. The
+version changes with every entry appended to the decision log (each decision, suspension, revocation, expiry and
+supersession commits with its entry, under the log head's lock), every lifecycle step, every audit job queued or
+finished (re-audits are on the entry pages), every city added, and the library's index losing or gaining rows
+(``registry library reindex``). It is one small query, read at most once a second per process and at once after
+any commit in that process (:class:`VersionClock`): a page made before a decision is never served after it by the
+process that took the decision, nor by any other process more than a second after it. The ttl bounds what no
+version sees: a city renamed, a re-audit falling due as time passes. (The standings are not cached: their lights
+follow the re-audit dates and the time that passes.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_TTL = 300.0  # the LIBRARY_CACHE_SECONDS default (registry.config)
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+# One statement of index lookups, written out once: it runs on every request a cached page may answer, and building
+# it with the expression language took longer than running it.
+_VERSION_SQL = (
+    "SELECT (SELECT tree_size FROM log_head WHERE id = 1), (SELECT max(id) FROM filing_transition), "
+    "(SELECT max(id) FROM audit_job), (SELECT count(*) FROM audit_job WHERE state IN ('queued', 'running')), "
+    "(SELECT count(*) FROM city), (SELECT count(*) FROM library_search)"
+)
+
+
+def version(connection: Connection) -> tuple:
+    """What the public library is now, in one query of index lookups: the decision log's size, the newest
+    lifecycle step, the newest audit job and how many are open (a job queued raises the first, one finishing
+    lowers the second), the number of cities, and the number of rows in the library's index (rebuilt by
+    ``registry library reindex``)."""
+    return tuple(connection.exec_driver_sql(_VERSION_SQL).one())
+
+
+VERSION_MAX_AGE = 1.0
+
+
+class _Commits:
+    """Commits made by this process, on any engine (one listener for the process, however many apps it makes)."""
+
+    count = 0
+
+    @classmethod
+    def seen(cls, _connection) -> None:
+        cls.count += 1
+
+
+event.listen(Engine, "commit", _Commits.seen)
+
+
+class VersionClock:
+    """:func:`version`, read again when the last reading is older than ``max_age`` seconds or this process has
+    committed since, on any connection (so a decision taken in this process shows on its next request; one taken
+    in another process, within ``max_age``). A reading costs a round trip to the database, which on a cached answer
+    cost more than the rest of it."""
+
+    def __init__(self, engine: Engine, *, max_age: float = VERSION_MAX_AGE) -> None:
+        self._engine = weakref.ref(engine)  # the engine's cache holds this clock: no cycle keeping the engine alive
+        self.max_age = max_age
+        self._reading: tuple[tuple, float, int] | None = None  # (version, when read, commits seen then)
+        self._lock = threading.Lock()
+
+    def now(self) -> tuple:
+        reading = self._reading
+        if reading is not None and reading[2] == _Commits.count and time.monotonic() - reading[1] < self.max_age:
+            return reading[0]
+        with self._lock:
+            commits = _Commits.count  # before the read: a commit during it makes the next call read again
+            with self._engine().connect() as connection:
+                value = version(connection)
+            self._reading = (value, time.monotonic(), commits)
+            return value
+
+
+class PageCache:
+    """A bounded, thread-safe map of key → (version, time, value, size), least recently used out first, with the
+    :class:`VersionClock` of its database."""
+
+    def __init__(self, engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.ttl, self.max_bytes = ttl, max_bytes
+        self.clock = VersionClock(engine)
+        self._items: OrderedDict[Hashable, tuple[tuple, float, Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable, current: tuple) -> Any | None:
+        """The value cached under ``key`` at version ``current`` and younger than the ttl, else None."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] != current or time.monotonic() - item[1] > self.ttl:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[2]
+
+    def put(self, key: Hashable, current: tuple, value: Any, size: int) -> None:
+        if size > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[3]
+            self._items[key] = (current, time.monotonic(), value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _key, (_v, _t, _value, freed) = self._items.popitem(last=False)
+                self._bytes -= freed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+_CACHES: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def for_engine(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> PageCache:
+    """The cache of the pages made from ``engine``'s database (one per database and process)."""
+    with _CACHES_LOCK:
+        cache = _CACHES.get(engine)
+        if cache is None:
+            cache = _CACHES[engine] = PageCache(engine, ttl=ttl, max_bytes=max_bytes)
+        return cache

@@ -1,0 +1,219 @@
+"""The public library's pages and API answers, made once and served again while the library has not changed
+(:mod:`registry.library.cache`): for anonymous readers only, per address, language and display mode.
+
+A page carries the reader's own CSRF token (the language and display switches, the concern form): it is cached
+with a placeholder in its place, which each answer replaces by a token of the reader's session — so a cached
+page is the page the view would render for that reader. Set ``LIBRARY_CACHE_SECONDS`` to 0 to turn the cache off
+(default 300).
+
+Two doors lead to the same cache:
+
+- :func:`serve`, in the views: on a miss it renders the page and offers it to the cache; on a hit it answers
+  from the cache inside Flask's request (a first visit, which has no session yet and gets one).
+- :class:`FrontCache`, a WSGI middleware around the Flask app: a reader who already has an anonymous session
+  (no login, no remember-me cookie, no flashed message waiting) asking with GET for a page the cache holds at the
+  library's current version is answered before Flask routes the request — no session to save, no database
+  session, no access check to run again: the answer is the one the view gave, with the headers it was given
+  (security headers included) and the reader's own token. Every other request goes on into the app.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from flask import Flask, Response, current_app, g, make_response, request, session
+from flask_wtf.csrf import generate_csrf
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.http import parse_cookie
+
+from registry.library import cache
+
+# Letters and digits only: the same after HTML escaping.
+PLACEHOLDER = "csrfslot" + secrets.token_hex(16)
+_PLACEHOLDER_BYTES = PLACEHOLDER.encode("ascii")
+_OFFER = "registry.page_cache.offer"  # the WSGI environ key by which a view offers its page to the front door
+# Headers of an answer that are the reader's own, never stored: the next reader gets their own.
+_PRIVATE_HEADERS = frozenset({"set-cookie", "content-length"})
+_LANGUAGE_COOKIE, _DISPLAY_COOKIE = "lang", "display"
+
+
+def placeholder() -> str:
+    return PLACEHOLDER
+
+
+def _seconds(app: Flask) -> float:
+    return float(app.config.get("LIBRARY_CACHE_SECONDS", cache.DEFAULT_TTL) or 0)
+
+
+def _store(app: Flask) -> cache.PageCache:
+    return cache.for_engine(app.extensions["registry"].engine, ttl=_seconds(app))
+
+
+def _key(environ: dict, cookies) -> tuple:
+    """What a cached answer depends on: the address (scheme and host too: links and HSTS follow them), and the
+    language and display mode the reader's cookies choose (``?lang=`` is in the query)."""
+    return (
+        environ.get("wsgi.url_scheme"),
+        environ.get("HTTP_HOST"),
+        environ.get("SCRIPT_NAME", ""),
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+        cookies.get(_LANGUAGE_COOKIE),
+        cookies.get(_DISPLAY_COOKIE),
+    )
+
+
+def _cacheable() -> bool:
+    actor = g.get("actor")
+    return (
+        _seconds(current_app) > 0
+        and request.method == "GET"
+        and (actor is None or not actor.is_authenticated)
+        and "Authorization" not in request.headers
+        and not session.get("_flashes")
+    )
+
+
+def serve(build: Callable[[Callable[[], str]], object]) -> Response:
+    """The answer ``build(csrf_token)`` makes, from the cache when it holds one made at the library's current
+    version within the ttl. ``build`` renders with the ``csrf_token`` it is given (pass it to render_template as
+    csrf_token)."""
+    if not _cacheable():
+        return make_response(build(generate_csrf))
+    store = _store(current_app)
+    current = store.clock.now()
+    key = _key(request.environ, request.cookies)
+    hit = store.get(key, current)
+    if hit is not None:
+        status, headers, body = hit
+        return Response(_with_token(body, generate_csrf()), status=status, headers=headers)
+    response = make_response(build(placeholder))
+    if response.is_streamed or response.direct_passthrough:
+        return response
+    body = response.get_data()
+    if response.status_code == 200:
+        # Offered to the front door, which keeps it with the headers of the finished answer.
+        request.environ[_OFFER] = (store, key, current, body)
+    if _PLACEHOLDER_BYTES in body:
+        response.set_data(_with_token(body, generate_csrf()))
+    return response
+
+
+def _with_token(body: bytes, token: str) -> bytes:
+    return body.replace(_PLACEHOLDER_BYTES, token.encode("ascii")) if _PLACEHOLDER_BYTES in body else body
+
+
+class FrontCache:
+    """WSGI middleware: answers an anonymous reader's GET from the page cache before the Flask app sees it, and
+    keeps the answers the views offer (see the module's docstring)."""
+
+    def __init__(self, wsgi_app, app: Flask) -> None:
+        self.wsgi_app, self.app = wsgi_app, app
+        self.sessions = _Sessions(app)
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "GET" and "HTTP_AUTHORIZATION" not in environ and _seconds(self.app) > 0:
+            answer = self._cached(environ)
+            if answer is not None:
+                status, headers, body = answer
+                start_response(status, [*headers, ("Content-Length", str(len(body)))])
+                return [body]
+            return self._offered(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+    def _cached(self, environ) -> tuple[str, list, bytes] | None:
+        cookies = parse_cookie(environ)
+        reader = self.sessions.anonymous_reader(cookies)
+        if reader is None:
+            return None
+        store = _store(self.app)
+        hit = store.get(_key(environ, cookies), store.clock.now())
+        if hit is None:
+            return None
+        status, headers, body = hit
+        if _PLACEHOLDER_BYTES in body:
+            body = body.replace(_PLACEHOLDER_BYTES, reader.csrf_token().encode("ascii"))
+        return status, headers, body
+
+    def _offered(self, environ, start_response):
+        """Run the app; keep the answer a view offered, with the headers it finished with."""
+        kept: dict = {}
+
+        def capture(status, headers, exc_info=None):
+            kept["status"], kept["headers"] = status, headers
+            return start_response(status, headers, exc_info)
+
+        result = self.wsgi_app(environ, capture)
+        offer = environ.pop(_OFFER, None)
+        if offer is not None and kept.get("status", "").startswith("200"):
+            store, key, current, body = offer
+            headers = [(name, value) for name, value in kept["headers"] if name.lower() not in _PRIVATE_HEADERS]
+            store.put(key, current, (kept["status"], headers, body), len(body))
+        return result
+
+
+class _Reader:
+    """An anonymous reader's session, as far as a cached answer needs it: the raw CSRF token it holds."""
+
+    __slots__ = ("_raw", "_serializer")
+
+    def __init__(self, raw: str | None, serializer: URLSafeTimedSerializer) -> None:
+        self._raw, self._serializer = raw, serializer
+
+    def csrf_token(self) -> str:
+        # What flask_wtf.csrf.generate_csrf gives for a session holding this raw token (and validate_csrf checks).
+        return self._serializer.dumps(self._raw)
+
+
+class _Sessions:
+    """Session cookies already read, so that a reader's every request does not verify its signature again: cookie
+    value → the anonymous reader it belongs to, or None (logged in, a message waiting, no CSRF token yet, or not a
+    valid session). Bounded, and each reading is kept for a minute (a session expires by age)."""
+
+    MAX_ITEMS = 10_000
+    MAX_AGE = 60.0
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._items: OrderedDict[str, tuple[float, _Reader | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def anonymous_reader(self, cookies) -> _Reader | None:
+        app = self.app
+        if cookies.get(app.config.get("REMEMBER_COOKIE_NAME", "remember_token")):
+            return None
+        value = cookies.get(app.config["SESSION_COOKIE_NAME"])
+        if not value:
+            return None  # a first visit: the app makes the session (and its token)
+        with self._lock:
+            item = self._items.get(value)
+        if item is not None and time.monotonic() - item[0] < self.MAX_AGE:
+            return item[1]
+        reader = self._read(value)
+        with self._lock:
+            self._items[value] = (time.monotonic(), reader)
+            self._items.move_to_end(value)
+            while len(self._items) > self.MAX_ITEMS:
+                self._items.popitem(last=False)
+        return reader
+
+    def _read(self, value: str) -> _Reader | None:
+        app = self.app
+        serializer = app.session_interface.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        try:
+            data = serializer.loads(value, max_age=int(app.permanent_session_lifetime.total_seconds()))
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or "_user_id" in data or data.get("_flashes"):
+            return None
+        field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        if not data.get(field):
+            return None
+        secret = app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key
+        return _Reader(data[field], URLSafeTimedSerializer(secret, salt="wtf-csrf-token"))

@@ -1,0 +1,192 @@
+"""The public library's page cache (registry.library.cache, page_cache): a page made before a decision is never
+served after it, and a cached page still carries each reader's own CSRF token.
+
+On SQLite and PostgreSQL (the ``app`` fixture); every read is an anonymous visitor's, as under load.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import quote
+
+from flask import request
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from registry.accounts import service as accounts
+from registry.decision_log import keys as log_keys
+from registry.decisions import service as decisions
+from registry.decisions.models import DecisionState, Outcome
+from registry.filings import service as filings
+from registry.filings.lifecycle import Action
+from registry.filings.models import Filing
+from registry.library import cache
+from tests.conftest import csrf_token
+
+PAGES = ("/library", "/api/v1/library", "/library/statistics", "/api/v1/library/statistics")
+
+
+def _actor(session: Session, username: str):
+    return accounts.actor_for(accounts.get_user_by_name(session=session, username=username))
+
+
+def _approve(app, filing_id: int) -> str:
+    """Approve a filing under review through the decision service (countersigned when its tier needs it)."""
+    with Session(app.extensions["registry"].engine, expire_on_commit=False) as s:
+        decision = decisions.propose(
+            session=s, actor=_actor(s, "reviewer1"), filing_id=filing_id, outcome=Outcome.APPROVED
+        )
+        if decision.state == DecisionState.PROPOSED:
+            decisions.countersign(session=s, actor=_actor(s, "reviewer2"), decision_id=decision.id)
+        s.commit()
+        return s.get(Filing, filing_id).filing_number
+
+
+def _statistics(client) -> int:
+    return client.get("/api/v1/library/statistics").get_json()["public_filings"]
+
+
+def test_a_decision_shows_at_once_on_every_cached_page(app, filing_in):
+    published = filing_in("approved")
+    waiting = filing_in("under_review")
+    reader = app.test_client()
+    store = cache.for_engine(app.extensions["registry"].engine)
+    for _ in range(2):  # made, then served from the cache
+        pages = {url: reader.get(url).get_data(as_text=True) for url in PAGES}
+    assert store.hits >= len(PAGES)
+    assert _statistics(reader) == 1
+    assert reader.get("/api/v1/library").get_json()["total"] == 1
+    hits = store.hits
+
+    number = _approve(app, waiting)
+
+    assert number and number not in pages["/library"] and number not in pages["/api/v1/library"]
+    assert number in reader.get("/library").get_data(as_text=True)
+    assert reader.get("/api/v1/library").get_json()["total"] == 2
+    assert _statistics(reader) == 2
+    assert 'id="by-state"' in reader.get("/library/statistics").get_data(as_text=True)
+    assert store.hits == hits  # every one of them made again, none served from before the decision
+
+    # A later step (a suspension, also logged) shows on the cached entry page and in the API at once.
+    with Session(app.extensions["registry"].engine) as s:
+        old_number = s.get(Filing, published).filing_number
+    entry = f"/api/v1/library/{quote(old_number)}"
+    assert reader.get(entry).get_json()["state"] == "approved"
+    assert reader.get(entry).get_json()["state"] == "approved"  # cached
+    with Session(app.extensions["registry"].engine) as s:
+        filings.transition(
+            session=s, actor=_actor(s, "reviewer1"), filing_id=published, action=Action.SUSPEND, reason="drift"
+        )
+        s.commit()
+    assert reader.get(entry).get_json()["state"] == "suspended"
+    assert "suspended" in reader.get(f"/library/{quote(old_number)}?lang=en").get_data(as_text=True).lower()
+
+
+def test_a_cached_page_carries_each_readers_own_csrf_token(app, filing_in):
+    filing_in("approved")
+    first, second = app.test_client(), app.test_client()
+    store = cache.for_engine(app.extensions["registry"].engine)
+    page_one = first.get("/library").get_data(as_text=True)
+    hits = store.hits
+    page_two = second.get("/library").get_data(as_text=True)
+    assert store.hits == hits + 1  # the second reader got the cached page…
+    token_one, token_two = csrf_token(page_one), csrf_token(page_two)
+    assert token_one != token_two  # …with a token of their own session
+    assert not re.search(r"csrfslot[0-9a-f]{32}", page_two)
+    # Each token works for its own reader (the language switch is a CSRF-protected form), not for the other.
+    answer = second.post("/language", data={"lang": "en", "next": "/library", "csrf_token": token_two})
+    assert answer.status_code in (302, 303)
+    refused = first.post("/language", data={"lang": "en", "next": "/library", "csrf_token": token_two})
+    assert refused.status_code == 400
+    # The English page is cached apart from the Chinese one.
+    assert 'lang="en"' in second.get("/library").get_data(as_text=True)[:300]
+
+
+def test_a_logged_in_reader_never_gets_a_cached_page(app, filing_in, browser_as):
+    filing_in("approved")
+    app.test_client().get("/library")
+    store = cache.for_engine(app.extensions["registry"].engine)
+    hits = store.hits
+    page = browser_as("reviewer1").get("/library").get_data(as_text=True)
+    assert "reviewer1" in page and store.hits == hits
+
+
+def test_a_returning_reader_is_answered_before_the_app_with_the_views_own_headers(app, filing_in):
+    filing_in("approved")
+    entered = []
+    app.before_request(lambda: entered.append(request.path))
+    reader = app.test_client()
+    made = reader.get("/library")  # a first visit: the app makes the page and the reader's session
+    again = reader.get("/library")  # the session's cookie now comes along: answered from the cache
+    assert entered == ["/library"]
+    assert again.status_code == 200
+    for header in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Content-Type"):
+        assert again.headers[header] == made.headers[header]
+    assert "Set-Cookie" not in again.headers
+    assert int(again.headers["Content-Length"]) == len(again.get_data())
+    token = csrf_token(again.get_data(as_text=True))
+    assert token and not re.search(r"csrfslot[0-9a-f]{32}", again.get_data(as_text=True))
+    # The token it carries is the reader's own: the language switch (a CSRF-protected form) takes it.
+    answer = reader.post("/language", data={"lang": "en", "next": "/library", "csrf_token": token})
+    assert answer.status_code in (302, 303)
+    assert 'lang="en"' in reader.get("/library").get_data(as_text=True)[:300]
+
+
+def test_a_reader_with_a_message_waiting_or_logged_in_goes_into_the_app(app, filing_in, browser_as):
+    filing_in("approved")
+    entered = []
+    app.before_request(lambda: entered.append(request.path))
+    reviewer = browser_as("reviewer1")
+    reviewer.get("/library")
+    before = len(entered)
+    page = reviewer.get("/library").get_data(as_text=True)
+    assert len(entered) == before + 1 and "reviewer1" in page
+    reader = app.test_client()
+    reader.get("/library")
+    with reader.session_transaction() as s:
+        s["_flashes"] = [("message", "Thank you")]
+    before = len(entered)
+    assert "Thank you" in reader.get("/library").get_data(as_text=True)
+    assert len(entered) == before + 1
+
+
+def test_a_decision_taken_by_another_process_shows_within_a_second(app, filing_in):
+    filing_in("approved")
+    waiting = filing_in("under_review")
+    reader = app.test_client()
+    assert reader.get("/api/v1/library").get_json()["total"] == 1
+    assert reader.get("/api/v1/library").get_json()["total"] == 1  # cached
+    # Another process: its own engine on the same database, whose commits this process does not hear of.
+    engine = app.extensions["registry"].engine
+    other = create_engine(engine.url)
+    log_keys.configure(other, lambda: log_keys.for_engine(engine))
+    event.remove(Engine, "commit", cache._Commits.seen)
+    try:
+        with Session(other, expire_on_commit=False) as s:
+            decision = decisions.propose(
+                session=s, actor=_actor(s, "reviewer1"), filing_id=waiting, outcome=Outcome.APPROVED
+            )
+            if decision.state == DecisionState.PROPOSED:
+                decisions.countersign(session=s, actor=_actor(s, "reviewer2"), decision_id=decision.id)
+            s.commit()
+    finally:
+        event.listen(Engine, "commit", cache._Commits.seen)
+        other.dispose()
+    time.sleep(cache.VERSION_MAX_AGE + 0.1)
+    assert reader.get("/api/v1/library").get_json()["total"] == 2
+
+
+def test_the_start_page_is_cached_for_readers_and_never_for_staff(app, filing_in, browser_as):
+    filing_in("approved")
+    store = cache.for_engine(app.extensions["registry"].engine)
+    reader = app.test_client()
+    first = reader.get("/").get_data(as_text=True)
+    hits = store.hits
+    again = reader.get("/")
+    assert again.status_code == 200 and store.hits == hits + 1
+    assert again.get_data(as_text=True).replace(csrf_token(again.get_data(as_text=True)), "") == first.replace(
+        csrf_token(first), ""
+    )
+    assert browser_as("reviewer1").get("/").status_code == 302  # staff go to their filings, as before
