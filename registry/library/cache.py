@@ -120,11 +120,6 @@ class PageCache:
                 _key, (_v, _t, _value, freed) = self._items.popitem(last=False)
                 self._bytes -= freed
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
 
 _CACHES: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
