@@ -36,6 +36,18 @@ LIBRARY = "library"  # shipped with the engine, in audits/datasets
 UPLOADED = "uploaded"  # uploaded by an administrator
 DESCRIPTOR = "/descriptor"  # where the descriptor's errors point, in the upload request
 DATA = "/data"  # where the data file's errors point
+
+
+def data_too_large(limit: int) -> PayloadTooLarge:
+    """The 413 for a data file over ``limit`` bytes, naming the data part (the request's size or the stored bytes)."""
+    return PayloadTooLarge(
+        f"The data file is larger than the limit of {limit} bytes.",
+        code="dataset_too_large",
+        pointer=DATA,
+        extra={"detail_zh": f"数据文件超过 {limit} 字节的上限。"},
+    )
+
+
 SUMMARY_KEYS = ("name", "description", "rows", "sensitive_attributes", "default_sensitive")
 MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 PARQUET_MAGIC = b"PAR1"
@@ -346,12 +358,7 @@ def upload(
             check=vet,
         )
     except PayloadTooLarge:
-        raise PayloadTooLarge(
-            f"The data file is larger than the limit of {max_bytes} bytes.",
-            code="dataset_too_large",
-            pointer=DATA,
-            extra={"detail_zh": f"数据文件超过 {max_bytes} 字节的上限。"},
-        ) from None
+        raise data_too_large(max_bytes) from None
     record = ReferenceDataset(
         name=descriptor["name"],
         descriptor=descriptor,

@@ -7,7 +7,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from registry.errors import PayloadTooLarge, UnsupportedMediaType
-from registry.reference_data.service import DATA, DESCRIPTOR
+from registry.reference_data.service import DESCRIPTOR, data_too_large
 
 FORM_OVERHEAD = 1024 * 1024
 
@@ -37,13 +37,7 @@ def require_multipart() -> None:
     try:
         request.files  # noqa: B018 (parses the form: refused here, by its Content-Length, when it is too large)
     except RequestEntityTooLarge:
-        limit = data_limit()
-        raise PayloadTooLarge(
-            f"The upload is larger than the limit of {limit} bytes for a data file.",
-            code="dataset_too_large",
-            pointer=DATA,
-            extra={"detail_zh": f"上传内容超过数据文件 {limit} 字节的上限。"},
-        ) from None
+        raise data_too_large(data_limit()) from None
 
 
 def descriptor_part() -> bytes | str | None:
