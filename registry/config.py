@@ -68,6 +68,8 @@ DEFAULTS: dict[str, object] = {
     # How long the public library's pages are served from the page cache at most (registry.library.cache): a
     # decision, a lifecycle step or an audit shows at once; this bounds only what time alone changes. 0: no cache.
     "LIBRARY_CACHE_SECONDS": 300,
+    # The page cache's size in each worker process, in MiB of kept (compressed) pages: ~15 kB an entry page.
+    "LIBRARY_CACHE_MEGABYTES": 256,
 }
 
 _INT_KEYS = {
@@ -86,6 +88,7 @@ _INT_KEYS = {
     "RATELIMIT_PROXY_HOPS",
     "PROXY_HOPS",
     "LIBRARY_CACHE_SECONDS",
+    "LIBRARY_CACHE_MEGABYTES",
 }
 _BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS", "RATELIMIT_ENABLED"}
 

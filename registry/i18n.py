@@ -47,8 +47,20 @@ def page_gettext(translations) -> dict:
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
 
 
+def page_pick(chinese: bool):
+    """:func:`pick` for one page, whose language is known once (Chinese if ``chinese``)."""
+    if chinese:
+        return lambda zh, en: zh or en or ""
+    return lambda zh, en: en or zh or ""
+
+
+def _page_context() -> dict:
+    chinese = is_chinese()
+    return page_gettext(get_translations()) | {"pick": page_pick(chinese), "is_chinese": lambda: chinese}
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, default_translation_directories="translations")
     app.jinja_env.globals.update(pick=pick, is_chinese=is_chinese, get_locale=get_locale)
     # Each page's context: these take the place of the environment's callables in the page and what it includes.
-    app.context_processor(lambda: page_gettext(get_translations()))
+    app.context_processor(_page_context)

@@ -22,7 +22,7 @@ from registry.decisions.models import DecisionState, Outcome
 from registry.filings import service as filings
 from registry.filings.lifecycle import Action
 from registry.filings.models import Filing
-from registry.library import cache
+from registry.library import cache, page_cache
 from tests.conftest import csrf_token
 
 PAGES = ("/library", "/api/v1/library", "/library/statistics", "/api/v1/library/statistics")
@@ -132,6 +132,28 @@ def test_a_returning_reader_is_answered_before_the_app_with_the_views_own_header
     answer = reader.post("/language", data={"lang": "en", "next": "/library", "csrf_token": token})
     assert answer.status_code in (302, 303)
     assert 'lang="en"' in reader.get("/library").get_data(as_text=True)[:300]
+
+
+def test_a_large_page_is_kept_compressed_and_served_again_byte_for_byte(app, filing_in):
+    number = _approve(app, filing_in("under_review"))
+    entered = []
+    app.before_request(lambda: entered.append(request.path))
+    reader = app.test_client()
+    reader.get("/library")  # a session, as a browser keeps one
+    store = cache.for_engine(app.extensions["registry"].engine)
+    for url in (f"/api/v1/library/{quote(number)}", f"/library/{quote(number)}"):
+        kept_before = store._bytes
+        made = reader.get(url)
+        assert made.status_code == 200 and len(made.get_data()) > page_cache._PACK_FROM, url
+        again = reader.get(url)
+        assert store._bytes - kept_before < len(made.get_data()) / 2, url  # kept compressed
+        if url.startswith("/api"):
+            assert again.get_data() == made.get_data()
+        else:  # the same page, with the reader's token in its place
+            token = re.compile(rb'name="csrf_token" value="[^"]+"')
+            assert token.sub(b"", again.get_data()) == token.sub(b"", made.get_data())
+        assert int(again.headers["Content-Length"]) == len(again.get_data())
+    assert len(entered) == 3  # the first visit and the two pages made once each; the rest came from the cache
 
 
 def test_a_reader_with_a_message_waiting_or_logged_in_goes_into_the_app(app, filing_in, browser_as):

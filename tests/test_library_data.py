@@ -23,7 +23,7 @@ from registry.audit_jobs.models import AuditJob, JobState
 from registry.db import utcnow
 from registry.decisions.models import Decision
 from registry.filings.models import Filing
-from registry.library import data_views, opendata, public, standings
+from registry.library import data_views, opendata, page_cache, public, standings
 from schemas import validation
 from tests.test_audit_jobs import DATASET, credit_model, file_credit_filing  # noqa: F401 - fixture
 
@@ -335,6 +335,9 @@ def test_the_openapi_document_describes_the_library_with_the_published_schema(ap
 
 
 def _set_due(app, filing_id: int, due) -> None:
+    """Write a re-audit date straight into the database, behind the registry's back (the scheduler writes it with a
+    decision or an audit finishing, which the page cache follows): callers turn the cache off first."""
+    assert not app.config["LIBRARY_CACHE_SECONDS"], "a date written behind the registry's back: cache off"
     with Session(app.extensions["registry"].engine) as s:
         s.execute(sa.update(Filing.__table__).where(Filing.__table__.c.id == filing_id).values(next_audit_due=due))
         s.commit()
@@ -346,6 +349,7 @@ def _lights(app) -> dict[str, dict]:
 
 
 def test_standings_follow_the_rules_on_crafted_data(app, filing_in, monkeypatch):
+    app.config["LIBRARY_CACHE_SECONDS"] = 0  # the dates below are written straight into the database
     zhengzhou = filing_in("approved")
     luoyang = filing_in("approved", city_user="luoyang")
     lights = _lights(app)
@@ -403,8 +407,40 @@ def test_a_change_request_unanswered_for_30_days_turns_the_city_yellow_counted_n
     assert "light-yellow" in row
 
 
+def test_the_standings_are_cached_until_a_light_may_change_by_time_alone(app, filing_in, monkeypatch):
+    zhengzhou = _filing(app, filing_in("approved"))
+    due = zhengzhou.next_audit_due
+    assert due is not None and due > utcnow() + timedelta(days=standings.DUE_SOON_DAYS)
+    clock = {"now": utcnow()}
+    monkeypatch.setattr(data_views, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(page_cache, "utcnow", lambda: clock["now"])
+    client = app.test_client()
+    client.get("/library")  # a reader with a session, as a browser: the front door answers their next asks
+
+    def ask(path="/api/v1/library/standings"):
+        answer = client.get(path)
+        assert answer.status_code == 200
+        return answer
+
+    first = ask().get_json()
+    assert first["items"][0]["colour"] == "green"
+    clock["now"] += timedelta(hours=1)
+    assert ask().get_json()["as_of"] == first["as_of"]  # served again: nothing changed, nothing fell due
+
+    clock["now"] = due - timedelta(days=standings.DUE_SOON_DAYS) + timedelta(seconds=1)
+    soon = ask().get_json()
+    assert soon["as_of"] != first["as_of"] and soon["items"][0]["colour"] == "yellow"
+    clock["now"] = due + timedelta(seconds=1)  # the date passes: red, with nothing written to the database
+    late = ask().get_json()
+    assert late["items"][0]["colour"] == "red"
+    assert [f["filing_number"] for f in late["items"][0]["reaudit_overdue_filings"]] == [zhengzhou.filing_number]
+    page = ask("/library/standings?lang=en").get_data(as_text=True)
+    assert "light-red" in page[page.index('id="city-410100"') :].split("</tr>")[0]
+
+
 @pytest.mark.parametrize("lang", ["zh_CN", "en"])
 def test_the_standings_page_prints_the_rules_and_a_text_label_beside_each_colour(app, filing_in, lang):
+    app.config["LIBRARY_CACHE_SECONDS"] = 0  # the dates below are written straight into the database
     overdue = filing_in("approved")
     _set_due(app, overdue, utcnow() - timedelta(days=3))
     page = app.test_client().get(f"/library/standings?lang={lang}")

@@ -8,8 +8,8 @@ finished (re-audits are on the entry pages), every city added, and the library's
 (``registry library reindex``). It is one small query, read at most once a second per process and at once after
 any commit in that process (:class:`VersionClock`): a page made before a decision is never served after it by the
 process that took the decision, nor by any other process more than a second after it. The ttl bounds what no
-version sees: a city renamed, a re-audit falling due as time passes. (The standings are not cached: their lights
-follow the re-audit dates and the time that passes.)
+version sees: a city renamed. What changes by the time that passes alone (the standings' lights, as re-audit dates
+fall due) is kept with the moment it may change (``until``) and not served from that moment on.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_TTL = 300.0  # the LIBRARY_CACHE_SECONDS default (registry.config)
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the LIBRARY_CACHE_MEGABYTES default
 
 # One statement of index lookups, written out once: it runs on every request a cached page may answer, and building
 # it with the expression language took longer than running it.
@@ -85,39 +86,47 @@ class VersionClock:
 
 
 class PageCache:
-    """A bounded, thread-safe map of key → (version, time, value, size), least recently used out first, with the
-    :class:`VersionClock` of its database."""
+    """A bounded, thread-safe map of key → (version, time, value, size, until), least recently used out first,
+    with the :class:`VersionClock` of its database."""
 
     def __init__(self, engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.ttl, self.max_bytes = ttl, max_bytes
         self.clock = VersionClock(engine)
-        self._items: OrderedDict[Hashable, tuple[tuple, float, Any, int]] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[tuple, float, Any, int, datetime | None]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: Hashable, current: tuple) -> Any | None:
-        """The value cached under ``key`` at version ``current`` and younger than the ttl, else None."""
+    def get(self, key: Hashable, current: tuple, now: datetime) -> Any | None:
+        """The value cached under ``key`` at version ``current``, younger than the ttl and, if it was kept until a
+        moment, asked for before it (``now``); else None."""
         with self._lock:
             item = self._items.get(key)
-            if item is None or item[0] != current or time.monotonic() - item[1] > self.ttl:
+            if (
+                item is None
+                or item[0] != current
+                or time.monotonic() - item[1] > self.ttl
+                or (item[4] is not None and now >= item[4])
+            ):
                 self.misses += 1
                 return None
             self._items.move_to_end(key)
             self.hits += 1
             return item[2]
 
-    def put(self, key: Hashable, current: tuple, value: Any, size: int) -> None:
+    def put(self, key: Hashable, current: tuple, value: Any, size: int, until: datetime | None = None) -> None:
+        """Keep ``value`` (``size`` bytes) under ``key``, made at version ``current``; not to be served at or after
+        ``until`` if given."""
         if size > self.max_bytes // 4:
             return
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old[3]
-            self._items[key] = (current, time.monotonic(), value, size)
+            self._items[key] = (current, time.monotonic(), value, size, until)
             self._bytes += size
             while self._bytes > self.max_bytes and self._items:
-                _key, (_v, _t, _value, freed) = self._items.popitem(last=False)
+                _key, (_v, _t, _value, freed, _until) = self._items.popitem(last=False)
                 self._bytes -= freed
 
 

@@ -238,7 +238,11 @@ def _api_list():
 def api_standings():
     """Each city's light (red, yellow, green), the counts behind it, and the rules that give it."""
     now = utcnow()
-    items = standings.standings(session=db(), now=now)
+    return page_cache.serve(lambda _csrf_token: _api_standings(now), now=now)
+
+
+def _api_standings(now):
+    items = _standings(now)
     return json_response(
         {
             "as_of": now.isoformat(),
@@ -247,6 +251,12 @@ def api_standings():
             "items": [s.to_json() for s in items],
         }
     )
+
+
+def _standings(now) -> list[standings.CityStanding]:
+    """The lights at ``now``; the page made of them holds until a light may change by the time that passes."""
+    page_cache.holds_until(standings.next_change(session=db(), now=now))
+    return standings.standings(session=db(), now=now)
 
 
 @bp.get(f"{API}/statistics")
@@ -275,10 +285,12 @@ def _api_entry(filing_number: str):
 @bp.get("/library/standings")
 @allow(PUBLIC)
 def standings_page():
-    # Not cached: a light follows the re-audit dates and the time that passes, which no version sees; the few
-    # queries it takes read indexes (registry.library.standings).
     now = utcnow()
-    items = standings.standings(session=db(), now=now)
+    return page_cache.serve(lambda csrf_token: _standings_page(now, csrf_token), now=now)
+
+
+def _standings_page(now, csrf_token):
+    items = _standings(now)
     return render_template(
         "library/standings.html",
         items=items,
@@ -289,6 +301,7 @@ def standings_page():
         unanswered_days=standings.UNANSWERED_DAYS,
         due_soon_days=standings.DUE_SOON_DAYS,
         entry_link=Links().for_key,
+        csrf_token=csrf_token,
     )
 
 

@@ -195,6 +195,32 @@ def standings(*, session: Session, now: datetime) -> list[CityStanding]:
     return list(by_city.values())
 
 
+def next_change(*, session: Session, now: datetime) -> datetime | None:
+    """The first moment after ``now`` at which a light may change by the time that passes alone, with nothing
+    filed or decided (None: never): a re-audit date passing (red), coming within :data:`DUE_SOON_DAYS` days
+    (yellow), or a request for changes reaching :data:`UNANSWERED_DAYS` days (yellow). Any filing's dates count,
+    in force or not: an earlier moment than needed only makes the standings be counted again sooner. Three reads
+    of indexes and of the few filings sent back."""
+    due = Filing.next_audit_due
+    soon = timedelta(days=DUE_SOON_DAYS)
+    overdue_at = session.exec(select(sa.func.min(due)).where(due > now)).one()
+    due_soon_at = session.exec(select(sa.func.min(due)).where(due > now + soon)).one()
+    last_step = (
+        select(sa.func.max(FilingTransition.at))
+        .where(FilingTransition.filing_id == Filing.id)
+        .correlate(Filing)
+        .scalar_subquery()
+    )
+    asked = session.exec(select(last_step).where(Filing.state == State.CHANGES_REQUESTED.value)).all()
+    unanswered = [at + timedelta(days=UNANSWERED_DAYS) for at in asked if at is not None]
+    moments = [
+        overdue_at,
+        due_soon_at - soon if due_soon_at is not None else None,
+        *(moment for moment in unanswered if moment > now),
+    ]
+    return min((m for m in moments if m is not None), default=None)
+
+
 def totals(items: list[CityStanding]) -> dict[str, int]:
     """How many cities have each light."""
     return {c: sum(1 for s in items if s.colour == c) for c in COLOURS}

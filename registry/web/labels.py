@@ -6,6 +6,9 @@ lazy gettext string, so it is translated in the reader's language when it is ren
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 STATES = {
@@ -91,8 +94,32 @@ def label(table: dict, code: str | None) -> str:
     return str(text) if text is not None else str(code)
 
 
+_TABLES = (STATES, ACTIONS, SCENARIOS, DECISION_ROLES, ROLES, INPUT_TYPES, TESTER_KINDS, ATTACHMENT_KINDS)
+_TRANSLATED: dict[tuple[int, str], dict[str, str]] = {}  # (id of one of _TABLES, locale) → its labels translated
+
+
+def page_label(locale: str) -> Callable[[dict, str | None], str]:
+    """:func:`label` for one page in ``locale`` (the request's): each of the tables above is translated once per
+    process and language, not at every label (a page of the library shows a few hundred)."""
+
+    def page_label(table: dict, code: str | None) -> str:
+        if code is None or code == "":
+            return "—"
+        translated = _TRANSLATED.get((id(table), locale))
+        if translated is None:
+            if not any(table is known for known in _TABLES):
+                return label(table, code)
+            translated = _TRANSLATED[(id(table), locale)] = {key: str(text) for key, text in table.items()}
+        text = translated.get(code)
+        return text if text is not None else str(code)
+
+    return page_label
+
+
 def register(app) -> None:
-    """Make the tables and :func:`label` available in every template."""
+    """Make the tables and :func:`label` available in every template (each page's ``label`` bound to its
+    language)."""
+    app.context_processor(lambda: {"label": page_label(str(get_locale()))})
     app.jinja_env.globals.update(
         label=label,
         STATES=STATES,
