@@ -70,6 +70,9 @@ DEFAULTS: dict[str, object] = {
     "LIBRARY_CACHE_SECONDS": 300,
     # The page cache's size in each worker process, in MiB of kept (compressed) pages: ~15 kB an entry page.
     "LIBRARY_CACHE_MEGABYTES": 256,
+    # The worker processes of one machine share the pages they made (an SQLite file in the instance folder,
+    # registry.library.shared_pages), each then keeping them in memory too; false: each process for itself.
+    "LIBRARY_CACHE_SHARED": True,
 }
 
 _INT_KEYS = {
@@ -90,7 +93,7 @@ _INT_KEYS = {
     "LIBRARY_CACHE_SECONDS",
     "LIBRARY_CACHE_MEGABYTES",
 }
-_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS", "RATELIMIT_ENABLED"}
+_BOOL_KEYS = {"DEMO", "SESSION_COOKIE_SECURE", "SMTP_STARTTLS", "RATELIMIT_ENABLED", "LIBRARY_CACHE_SHARED"}
 
 
 def from_environment(environ: os._Environ | dict | None = None) -> dict[str, object]:

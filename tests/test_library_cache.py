@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 from flask import request
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from registry import create_app
 from registry.accounts import service as accounts
 from registry.decision_log import keys as log_keys
 from registry.decisions import service as decisions
@@ -22,9 +24,10 @@ from registry.decisions.models import DecisionState, Outcome
 from registry.filings import service as filings
 from registry.filings.lifecycle import Action
 from registry.filings.models import Filing
-from registry.library import cache, page_cache
+from registry.library import cache, page_cache, public, shared_pages
 from tests.conftest import csrf_token
 
+_SAME_INSTANCE = ("TESTING", "INSTANCE_PATH", "DATABASE_URL", "SECRET_KEY", "LOG_SIGNING_KEY_FILE")
 PAGES = ("/library", "/api/v1/library", "/library/statistics", "/api/v1/library/statistics")
 
 
@@ -198,6 +201,39 @@ def test_a_decision_taken_by_another_process_shows_within_a_second(app, filing_i
         other.dispose()
     time.sleep(cache.VERSION_MAX_AGE + 0.1)
     assert reader.get("/api/v1/library").get_json()["total"] == 2
+
+
+def test_a_page_one_worker_process_made_is_served_by_another_until_the_library_changes(app, filing_in, monkeypatch):
+    number = _approve(app, filing_in("under_review"))
+    # Another worker process of the same machine: its own app, engine and memory, the same database and instance.
+    other = create_app({key: app.config[key] for key in _SAME_INSTANCE})
+    made = []
+    real_entry = public.entry
+    monkeypatch.setattr(public, "entry", lambda *args: made.append(args[2].id) or real_entry(*args))
+    try:
+        url = f"/library/{quote(number)}"
+        first = app.test_client().get(url)
+        second = other.test_client().get(url)  # a first visit there: into the app, which finds the page made
+        assert first.status_code == second.status_code == 200
+        assert len(made) == 1
+        token = re.compile(rb'name="csrf_token" value="[^"]+"')
+        assert token.sub(b"", second.get_data()) == token.sub(b"", first.get_data())
+        assert (Path(app.instance_path) / shared_pages.FILE_NAME).exists()
+
+        # A decision taken in the first process: the second never serves the page made before it.
+        assert other.test_client().get("/api/v1/library").get_json()["total"] == 1
+        _approve(app, filing_in("under_review"))
+        time.sleep(cache.VERSION_MAX_AGE + 0.1)  # the second process reads the library's version again
+        assert other.test_client().get("/api/v1/library").get_json()["total"] == 2
+    finally:
+        other.extensions["registry"].engine.dispose()
+
+
+def test_without_sharing_each_process_keeps_its_pages_to_itself(app, filing_in):
+    app.config["LIBRARY_CACHE_SHARED"] = False
+    filing_in("approved")
+    assert app.test_client().get("/library").status_code == 200
+    assert not (Path(app.instance_path) / shared_pages.FILE_NAME).exists()
 
 
 def test_the_start_page_is_cached_for_readers_and_never_for_staff(app, filing_in, browser_as):

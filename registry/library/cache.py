@@ -114,16 +114,18 @@ class PageCache:
             self.hits += 1
             return item[2]
 
-    def put(self, key: Hashable, current: tuple, value: Any, size: int, until: datetime | None = None) -> None:
-        """Keep ``value`` (``size`` bytes) under ``key``, made at version ``current``; not to be served at or after
-        ``until`` if given."""
+    def put(
+        self, key: Hashable, current: tuple, value: Any, size: int, until: datetime | None = None, *, age: float = 0.0
+    ) -> None:
+        """Keep ``value`` (``size`` bytes) under ``key``, made at version ``current`` ``age`` seconds ago; not to be
+        served at or after ``until`` if given."""
         if size > self.max_bytes // 4:
             return
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old[3]
-            self._items[key] = (current, time.monotonic(), value, size, until)
+            self._items[key] = (current, time.monotonic() - age, value, size, until)
             self._bytes += size
             while self._bytes > self.max_bytes and self._items:
                 _key, (_v, _t, _value, freed, _until) = self._items.popitem(last=False)

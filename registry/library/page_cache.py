@@ -20,6 +20,7 @@ Two doors lead to the same cache:
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -27,6 +28,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from flask import Flask, Response, current_app, g, make_response, request, session
 from flask_wtf.csrf import generate_csrf
@@ -34,7 +36,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.http import parse_cookie
 
 from registry.db import utcnow
-from registry.library import cache
+from registry.library import cache, shared_pages
 
 # Letters and digits only: the same after HTML escaping.
 PLACEHOLDER = "csrfslot" + secrets.token_hex(16)
@@ -48,6 +50,7 @@ _LANGUAGE_COOKIE, _DISPLAY_COOKIE = "lang", "display"
 # takes ~0.15 ms), as the cache holds what readers ask for again, and a page made again costs 10-20 ms.
 _PACK_FROM = 4096
 _PACK_LEVEL = 1
+_SHARED = "registry.library.shared_pages"  # the app.extensions key of the machine's shared pages
 
 
 def placeholder() -> str:
@@ -63,16 +66,50 @@ def _store(app: Flask) -> cache.PageCache:
     return cache.for_engine(app.extensions["registry"].engine, ttl=_seconds(app), max_bytes=int(megabytes) << 20)
 
 
-def _pack(status: str, headers: list, body: bytes) -> tuple[tuple, int]:
-    """What the cache keeps of an answer, and its size."""
-    packed = len(body) >= _PACK_FROM
-    data = zlib.compress(body, _PACK_LEVEL) if packed else body
-    return (status, headers, data, packed), len(data)
+def _shared(app: Flask) -> shared_pages.SharedPages | None:
+    """The pages shared by this machine's worker processes (registry.library.shared_pages), unless turned off."""
+    if not app.config.get("LIBRARY_CACHE_SHARED", True):
+        return None
+    shared = app.extensions.get(_SHARED)
+    if shared is None:
+        megabytes = app.config.get("LIBRARY_CACHE_MEGABYTES") or cache.DEFAULT_MAX_BYTES // (1024 * 1024)
+        shared = app.extensions[_SHARED] = shared_pages.SharedPages(
+            Path(app.instance_path) / shared_pages.FILE_NAME, max_bytes=int(megabytes) << 20, prefix=_fingerprint()
+        )
+    return shared
 
 
-def _unpack(kept: tuple) -> tuple[str, list, bytes]:
+@functools.cache
+def _fingerprint() -> str:
+    return shared_pages.fingerprint(Path(__file__).resolve().parent.parent)  # the registry package
+
+
+def _lookup(app: Flask, key: tuple, current: tuple, now: datetime) -> tuple[str, list, bytes] | None:
+    """The answer kept under ``key`` for ``current`` and ``now``: from this process's memory, else from the pages
+    the machine's processes share (and then kept in memory too)."""
+    store = _store(app)
+    kept = store.get(key, current, now)
+    if kept is None:
+        shared = _shared(app)
+        found = shared.get(key, current, now=now, ttl=store.ttl) if shared is not None else None
+        if found is None:
+            return None
+        status, headers, packed = found.head
+        kept = (status, [tuple(header) for header in headers], found.data, packed)
+        store.put(key, current, kept, len(found.data), found.until, age=found.age)
     status, headers, data, packed = kept
     return status, headers, zlib.decompress(data) if packed else data
+
+
+def _keep(app: Flask, key: tuple, current: tuple, answer: tuple[str, list, bytes], until: datetime | None) -> None:
+    """Keep an answer made at version ``current``, compressed from _PACK_FROM bytes on, in memory and shared."""
+    status, headers, body = answer
+    packed = len(body) >= _PACK_FROM
+    data = zlib.compress(body, _PACK_LEVEL) if packed else body
+    _store(app).put(key, current, (status, headers, data, packed), len(data), until)
+    shared = _shared(app)
+    if shared is not None:
+        shared.put(key, current, [status, headers, packed], data, until=until)
 
 
 def _key(environ: dict, cookies) -> tuple:
@@ -115,12 +152,11 @@ def serve(build: Callable[[Callable[[], str]], object], *, now: datetime | None 
     csrf_token)."""
     if not _cacheable():
         return make_response(build(generate_csrf))
-    store = _store(current_app)
-    current = store.clock.now()
+    current = _store(current_app).clock.now()
     key = _key(request.environ, request.cookies)
-    hit = store.get(key, current, now or utcnow())
+    hit = _lookup(current_app, key, current, now or utcnow())
     if hit is not None:
-        status, headers, body = _unpack(hit)
+        status, headers, body = hit
         return Response(_with_token(body, generate_csrf()), status=status, headers=headers)
     response = make_response(build(placeholder))
     if response.is_streamed or response.direct_passthrough:
@@ -128,7 +164,7 @@ def serve(build: Callable[[Callable[[], str]], object], *, now: datetime | None 
     body = response.get_data()
     if response.status_code == 200:
         # Offered to the front door, which keeps it with the headers of the finished answer.
-        request.environ[_OFFER] = (store, key, current, body, request.environ.get(_UNTIL))
+        request.environ[_OFFER] = (key, current, body, request.environ.get(_UNTIL))
     if _PLACEHOLDER_BYTES in body:
         response.set_data(_with_token(body, generate_csrf()))
     return response
@@ -161,11 +197,10 @@ class FrontCache:
         reader = self.sessions.anonymous_reader(cookies)
         if reader is None:
             return None
-        store = _store(self.app)
-        hit = store.get(_key(environ, cookies), store.clock.now(), utcnow())
+        hit = _lookup(self.app, _key(environ, cookies), _store(self.app).clock.now(), utcnow())
         if hit is None:
             return None
-        status, headers, body = _unpack(hit)
+        status, headers, body = hit
         if _PLACEHOLDER_BYTES in body:
             body = body.replace(_PLACEHOLDER_BYTES, reader.csrf_token().encode("ascii"))
         return status, headers, body
@@ -181,9 +216,9 @@ class FrontCache:
         result = self.wsgi_app(environ, capture)
         offer = environ.pop(_OFFER, None)
         if offer is not None and kept.get("status", "").startswith("200"):
-            store, key, current, body, until = offer
+            key, current, body, until = offer
             headers = [(name, value) for name, value in kept["headers"] if name.lower() not in _PRIVATE_HEADERS]
-            store.put(key, current, *_pack(kept["status"], headers, body), until)
+            _keep(self.app, key, current, (kept["status"], headers, body), until)
         return result
 
 
