@@ -103,6 +103,7 @@ EXPECTED = {
     # --- the public library's list and entry pages (issue 6 A): anyone reads, without an account
     ("GET", "/library"): EVERYONE,
     ("GET", "/library/<filing_number>"): EVERYONE,
+    ("GET", "/library/<filing_number>/audits/<int:job_id>"): EVERYONE,
     # --- raise a concern (issue 6 C): anyone sends one without an account; only reviewers mark it seen or answered
     ("GET", "/library/<filing_number>/concern"): EVERYONE,
     ("POST", "/library/<filing_number>/concern"): EVERYONE,

@@ -508,6 +508,54 @@ def test_the_entry_page_shows_the_audit_figures_of_the_report(app, api, anonymou
         assert html.escape(finding["text_en"], quote=False) in page
 
 
+def test_an_entry_shows_its_newest_audit_in_full_and_each_earlier_one_on_its_own_page(
+    app,
+    api,
+    anonymous,
+    documents,
+    credit_model,  # noqa: F811
+):
+    filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
+    reviewer = api("reviewer1")
+    assert reviewer.post(f"/api/v1/filings/{filing_id}/actions/start_review").status_code == 200
+    jobs = []
+    for attributes in (["sex"], ["age_band"]):  # two audits, the second on another attribute
+        jobs.append(
+            reviewer.post(
+                f"/api/v1/filings/{filing_id}/audits",
+                json={"dataset": DATASET, "replicates": 20, "sensitive_attributes": attributes},
+            ).get_json()["id"]
+        )
+        run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
+    proposed = reviewer.post(
+        f"/api/v1/filings/{filing_id}/decisions", json={"outcome": "approved", "audit_job_ids": jobs}
+    ).get_json()
+    if proposed["state"] == "proposed":
+        assert api("reviewer2").post(f"/api/v1/decisions/{proposed['id']}/countersign").status_code == 200
+    number = quote(_filing(app, filing_id).filing_number)
+    first, newest = (reviewer.get(f"/api/v1/audits/{job}/report").get_json() for job in jobs)
+
+    page = _html(anonymous, f"/library/{number}?lang=en")
+    tables = _Tables(page).tables
+    listed = tables["audit-list"][1:]
+    assert len(listed) == 2 and "Shown below" in listed[0][-1]  # newest first
+    assert page.count('<section class="audit"') == 1  # only the newest in full
+    shown = {row[0].removesuffix(" insufficient data") for row in tables["audit-1-groups"][1:]}
+    assert any(label.startswith("age_band = ") for label in shown) and not any("sex = " in label for label in shown)
+    assert f"/library/{number}/audits/{jobs[0]}" in page and f"/library/{number}/audits/{jobs[1]}" not in page
+
+    earlier = _html(anonymous, f"/library/{number}/audits/{jobs[0]}?lang=en")
+    groups = _Tables(earlier).tables["audit-1-groups"][1:]
+    assert len(groups) == len(first["by_attribute"]["sex"]) and all(row[0].startswith("sex = ") for row in groups)
+    assert f'href="/library/{number}#audits"' in earlier
+    assert len(_Tables(earlier).tables["audit-1-criteria"]) - 1 == len(first["criteria"])
+    # The newest has its own page too; a number that is not one of this entry's audits is not found.
+    assert len(_Tables(_html(anonymous, f"/library/{number}/audits/{jobs[1]}")).tables["audit-1-groups"]) > 1
+    assert anonymous.get(f"/library/{number}/audits/{jobs[1] + 100}").status_code == 404
+    assert anonymous.get(f"/library/{filing_id}/audits/{jobs[0]}").status_code == 301  # one address: the number
+    assert newest["verdict"] in ("meets", "does_not_meet")
+
+
 def test_an_upgraded_registry_builds_its_empty_search_index_on_db_upgrade(app, api, filing_in, monkeypatch):
     """Migration 0008 makes the table but cannot run the tokenizer: `registry db upgrade` fills it when empty."""
     from click.testing import CliRunner

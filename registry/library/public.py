@@ -210,20 +210,22 @@ def entry(session: Session, content: ContentStore, filing: Filing) -> dict:
         {"index": e.index, "kind": e.kind, "leaf_hash": e.leaf_hash}
         for e in session.exec(select(LogEntry).where(LogEntry.filing_id == filing.id).order_by(LogEntry.index))
     ]
-    body["audits"] = [
-        {
-            "id": job.id,
-            "reason": job.reason,
-            "dataset": job.dataset,
-            "finished_at": _time(job.finished_at),
-            "verdict": job.verdict,
-            "report_sha256": job.report_sha256,
-            "report": audit_report(content, job),
-        }
-        for job in public_audit_jobs(session, filing)
-    ]
+    body["audits"] = [public_audit(content, job) for job in public_audit_jobs(session, filing)]
     body["versions"] = versions(session, filing)
     return body
+
+
+def public_audit(content: ContentStore, job: AuditJob) -> dict:
+    """A published audit as an entry shows it (one of :func:`public_audit_jobs`)."""
+    return {
+        "id": job.id,
+        "reason": job.reason,
+        "dataset": job.dataset,
+        "finished_at": _time(job.finished_at),
+        "verdict": job.verdict,
+        "report_sha256": job.report_sha256,
+        "report": audit_report(content, job),
+    }
 
 
 def log_events(session: Session, *, limit: int = 100) -> list[dict]:

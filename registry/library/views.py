@@ -183,20 +183,64 @@ def _entry_page(filing_number: str, csrf_token):
         return redirect(url_for("library.entry", filing_number=key), 301)
     body = public.entry(db(), current_app.extensions["registry"].content, filing)
     due = _date(body.get("next_audit_due"))
+    audits = body["audits"]
     return render_template(
         "library/entry.html",
         entry=body,
         entry_key=key,
         filing_number=key,  # the concern form's (registry.library.concern_views) entry key
         doc=body["document"],
-        audits=[_audit(a) for a in body["audits"]],
+        # The newest audit in full; the earlier ones listed, each in full on its own page (an entry re-audited five
+        # times was five full reports long).
+        audits=[_audit_summary(a) for a in audits],
+        newest_audit=_audit(audits[-1]) if audits else None,
         questionnaire=risk.questionnaire(),
         next_audit=due,
         audit_overdue=due is not None and due < utcnow() and body["state"] in ("approved", "approved_with_conditions"),
         outcomes=outcome_names(),
-        figures=figure_names(),
-        states=state_names(),
-        group_text=group_text,
-        group_figures=GROUP_FIGURES,
         csrf_token=csrf_token,
+        **_audit_helpers(),
+    )
+
+
+def _audit_helpers() -> dict:
+    """What library/_audit.html needs beside the audit."""
+    return {
+        "figures": figure_names(),
+        "states": state_names(),
+        "group_text": group_text,
+        "group_figures": GROUP_FIGURES,
+    }
+
+
+def _audit_summary(audit: dict) -> dict:
+    """An audit as the entry's list of audits shows it: its criteria and how many were met."""
+    criteria = (audit.get("report") or {}).get("criteria") or []
+    return audit | {"criteria": criteria, "met": sum(1 for c in criteria if c.get("status") == "pass")}
+
+
+@bp.get("/library/<filing_number>/audits/<int:job_id>")
+@allow(PUBLIC)
+def audit(filing_number: str, job_id: int):
+    """One published audit of a public entry, in full (the entry page shows its newest audit in full)."""
+    return page_cache.serve(lambda csrf_token: _audit_page(filing_number, job_id, csrf_token))
+
+
+def _audit_page(filing_number: str, job_id: int, csrf_token):
+    filing = public.find_public(db(), filing_number)
+    if filing is None:
+        raise NotFound("There is no public library entry with this filing number.", code="entry_not_found")
+    key = public.entry_key(filing.filing_number, filing.id)
+    if key != filing_number:
+        return redirect(url_for("library.audit", filing_number=key, job_id=job_id), 301)
+    job = next((j for j in public.public_audit_jobs(db(), filing) if j.id == job_id), None)
+    if job is None:
+        raise NotFound("This entry has no published audit with this number.", code="audit_not_found")
+    return render_template(
+        "library/audit.html",
+        filing=filing,
+        entry_key=key,
+        a=_audit(public.public_audit(current_app.extensions["registry"].content, job)),
+        csrf_token=csrf_token,
+        **_audit_helpers(),
     )
