@@ -412,24 +412,10 @@ def test_library_standings_with_every_light_pass_axe(lang, open_context, app, fi
 def test_library_entry_with_an_audit_passes_axe(lang, open_context, app, api, documents, credit_model):  # noqa: F811
     """A public entry with two of the province's audits: the list of them, and the newest in full (criteria, the
     per-group chart and table, claimed vs measured); then the earlier audit on its own page."""
-    from registry.audit_jobs.worker import run_pending
+    from tests.test_audit_jobs import publish_audited
 
     filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
-    reviewer = api("reviewer1")
-    reviewer.post(f"/api/v1/filings/{filing_id}/actions/start_review")
-    jobs = []
-    for _ in range(2):
-        jobs.append(
-            reviewer.post(
-                f"/api/v1/filings/{filing_id}/audits", json={"dataset": DATASET, "replicates": 20}
-            ).get_json()["id"]
-        )
-        run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
-    decision = reviewer.post(
-        f"/api/v1/filings/{filing_id}/decisions", json={"outcome": "approved", "audit_job_ids": jobs}
-    ).get_json()
-    if decision["state"] == "proposed":
-        api("reviewer2").post(f"/api/v1/decisions/{decision['id']}/countersign")
+    jobs = publish_audited(app, api, filing_id, [{}, {}])
     page = open_context(lang).new_page()
     page.goto(f"/library/{filing_id}")
     assert page.locator("#audit-1-chart svg").is_visible() and page.locator("#audit-1-groups").is_visible()

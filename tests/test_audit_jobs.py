@@ -64,6 +64,29 @@ def file_credit_filing(api, documents, model_bytes: bytes, columns: list[str]) -
     return filing_id
 
 
+def publish_audited(app, api, filing_id: int, audits: list[dict], **decision) -> list[int]:
+    """Take a submitted filing into review, run one audit for each body in ``audits`` (over DATASET, 20 replicates,
+    unless a body says otherwise), and decide on it citing them all (approved unless ``decision`` says otherwise;
+    countersigned when its tier needs it). Returns the audits' job ids, oldest first."""
+    reviewer = api("reviewer1")
+    assert reviewer.post(f"/api/v1/filings/{filing_id}/actions/start_review").status_code == 200
+    jobs = []
+    for body in audits:
+        started = reviewer.post(
+            f"/api/v1/filings/{filing_id}/audits", json={"dataset": DATASET, "replicates": 20} | body
+        )
+        assert started.status_code in (200, 201, 202), started.get_json()
+        jobs.append(started.get_json()["id"])
+        run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
+    proposed = reviewer.post(
+        f"/api/v1/filings/{filing_id}/decisions", json={"outcome": "approved", "audit_job_ids": jobs} | decision
+    )
+    assert proposed.status_code in (200, 201), proposed.get_json()
+    if proposed.get_json()["state"] == "proposed":
+        assert api("reviewer2").post(f"/api/v1/decisions/{proposed.get_json()['id']}/countersign").status_code == 200
+    return jobs
+
+
 def start(api, filing_id: int, **body):
     return api("reviewer1").post(
         f"/api/v1/filings/{filing_id}/audits", json={"dataset": DATASET, "replicates": 20} | body

@@ -19,13 +19,12 @@ from flask_babel import force_locale
 from sqlmodel import Session, select
 
 from registry import demo
-from registry.audit_jobs.worker import run_pending
 from registry.cli import main
 from registry.filings.models import Filing
 from registry.library import search
 from registry.library.search import LibrarySearch
 from registry.web import labels
-from tests.test_audit_jobs import DATASET, credit_model, file_credit_filing  # noqa: F401 - fixture
+from tests.test_audit_jobs import DATASET, credit_model, file_credit_filing, publish_audited  # noqa: F401 - fixture
 
 CITY_CODES = {"zhengzhou": "410100", "luoyang": "410300"}
 # The demo's technical documents, by what the tests need of them.
@@ -446,25 +445,15 @@ def _interval(pair) -> str:
 
 def test_the_entry_page_shows_the_audit_figures_of_the_report(app, api, anonymous, documents, credit_model):  # noqa: F811
     filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
-    reviewer = api("reviewer1")
-    assert reviewer.post(f"/api/v1/filings/{filing_id}/actions/start_review").status_code == 200
-    job = reviewer.post(
-        f"/api/v1/filings/{filing_id}/audits",
-        json={"dataset": DATASET, "replicates": 20, "sensitive_attributes": ["sex", "age_band"]},
-    ).get_json()
-    run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
-    report = reviewer.get(f"/api/v1/audits/{job['id']}/report").get_json()
-    proposed = reviewer.post(
-        f"/api/v1/filings/{filing_id}/decisions",
-        json={
-            "outcome": "approved_with_conditions",
-            "conditions": ["Re-audit after retraining."],
-            "audit_job_ids": [job["id"]],
-        },
+    (job,) = publish_audited(
+        app,
+        api,
+        filing_id,
+        [{"sensitive_attributes": ["sex", "age_band"]}],
+        outcome="approved_with_conditions",
+        conditions=["Re-audit after retraining."],
     )
-    assert proposed.status_code in (200, 201), proposed.get_json()
-    if proposed.get_json()["state"] == "proposed":
-        assert api("reviewer2").post(f"/api/v1/decisions/{proposed.get_json()['id']}/countersign").status_code == 200
+    report = api("reviewer1").get(f"/api/v1/audits/{job}/report").get_json()
     number = _filing(app, filing_id).filing_number
 
     page = _html(anonymous, f"/library/{quote(number)}")
@@ -516,24 +505,12 @@ def test_an_entry_shows_its_newest_audit_in_full_and_each_earlier_one_on_its_own
     credit_model,  # noqa: F811
 ):
     filing_id = file_credit_filing(api, documents, credit_model["bytes"], credit_model["columns"])
-    reviewer = api("reviewer1")
-    assert reviewer.post(f"/api/v1/filings/{filing_id}/actions/start_review").status_code == 200
-    jobs = []
-    for attributes in (["sex"], ["age_band"]):  # two audits, the second on another attribute
-        jobs.append(
-            reviewer.post(
-                f"/api/v1/filings/{filing_id}/audits",
-                json={"dataset": DATASET, "replicates": 20, "sensitive_attributes": attributes},
-            ).get_json()["id"]
-        )
-        run_pending(engine=app.extensions["registry"].engine, content=app.extensions["registry"].content)
-    proposed = reviewer.post(
-        f"/api/v1/filings/{filing_id}/decisions", json={"outcome": "approved", "audit_job_ids": jobs}
-    ).get_json()
-    if proposed["state"] == "proposed":
-        assert api("reviewer2").post(f"/api/v1/decisions/{proposed['id']}/countersign").status_code == 200
+    # Two audits, the second on another attribute.
+    jobs = publish_audited(
+        app, api, filing_id, [{"sensitive_attributes": ["sex"]}, {"sensitive_attributes": ["age_band"]}]
+    )
     number = quote(_filing(app, filing_id).filing_number)
-    first, newest = (reviewer.get(f"/api/v1/audits/{job}/report").get_json() for job in jobs)
+    first, newest = (api("reviewer1").get(f"/api/v1/audits/{job}/report").get_json() for job in jobs)
 
     page = _html(anonymous, f"/library/{number}?lang=en")
     tables = _Tables(page).tables
