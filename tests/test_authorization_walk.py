@@ -79,6 +79,7 @@ EXPECTED = {
     ("POST", "/admin/reference-datasets"): {ADMIN},
     ("POST", "/admin/reference-datasets/<name>/retire"): {ADMIN},
     ("GET", "/admin/security"): {ADMIN},  # the login trail
+    ("POST", "/admin/security/unlock"): {ADMIN},
     # --- notifications: each account's own inbox (another's notification is 404, tested in test_notifications)
     ("GET", "/inbox"): STAFF,
     ("POST", "/inbox/<int:notification_id>/read"): STAFF,

@@ -214,6 +214,11 @@ def _retire_form(app, api, filing_in, docs):
     return Setup("/admin/reference-datasets/german-credit/retire", dict, changes=False)
 
 
+@case("/admin/security/unlock", "admin")
+def _unlock_form(app, api, filing_in, docs):
+    return Setup("/admin/security/unlock", lambda: {"username": "zhengzhou"})  # the unlock is recorded in the trail
+
+
 USERS = {"city": "zhengzhou", "reviewer": "reviewer1", "reviewer2": "reviewer2", "admin": "admin", "public": None}
 
 

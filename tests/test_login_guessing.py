@@ -297,6 +297,34 @@ def test_an_administrator_unlocks_an_account_with_the_cli_and_it_is_recorded(unl
 # --- the administrators' page ------------------------------------------------------------------------------------
 
 
+def test_an_administrator_unlocks_an_account_from_the_page_and_it_is_recorded(unlimited, session, browser_as):
+    visitor = Visitor(unlimited)
+    for _ in range(5):
+        visitor.login("zhengzhou", WRONG)
+    assert LOCKED_TEXT in visitor.login("zhengzhou", PASSWORD).get_data(as_text=True)
+    admin = browser_as("admin")
+    page = admin.get("/admin/security?lang=en").get_data(as_text=True)
+    locked = page[page.index('id="locked-table"') : page.index("</table>", page.index('id="locked-table"'))]
+    assert 'aria-label="Unlock zhengzhou"' in locked
+    answer = admin.post(
+        "/admin/security/unlock?lang=en", data={"username": "zhengzhou", "csrf_token": csrf_token(page)}
+    )
+    assert answer.status_code == 303
+    after = admin.get(answer.headers["Location"] + "?lang=en").get_data(as_text=True)
+    assert "Unlocked zhengzhou." in after and 'id="no-locks"' in after
+    assert visitor.login("zhengzhou", PASSWORD).status_code == 302
+    session.expire_all()
+    unlocked = session.exec(select(LoginEvent).where(LoginEvent.outcome == "unlocked")).one()
+    assert unlocked.user_agent == "/admin/security by admin" and unlocked.user_id is not None
+    # A name no account has is refused with a message, and nothing is recorded.
+    again = admin.post(
+        "/admin/security/unlock?lang=en", data={"username": "nobody-here", "csrf_token": csrf_token(after)}
+    )
+    assert "No account is named nobody-here" in admin.get(again.headers["Location"] + "?lang=en").get_data(as_text=True)
+    session.expire_all()
+    assert len(session.exec(select(LoginEvent).where(LoginEvent.outcome == "unlocked")).all()) == 1
+
+
 def test_the_admin_page_lists_filters_and_pages_the_trail(unlimited, session, browser_as):
     for i in range(55):
         trail.record(

@@ -21,6 +21,7 @@ from registry.accounts import login as login_attempts
 from registry.accounts import service as accounts
 from registry.accounts.models import LoginOutcome
 from registry.authz import PUBLIC
+from registry.errors import DomainError
 from registry.library.concern_views import client_address
 from registry.request_db import db
 from registry.web import local_target, render_error
@@ -176,6 +177,34 @@ def _outcome_labels() -> dict[str, str]:
         LoginOutcome.LOGOUT: _("Logged out"),
         LoginOutcome.UNLOCKED: _("Unlocked by an administrator"),
     }
+
+
+class UnlockForm(FlaskForm):
+    username = StringField("username", validators=[DataRequired(), Length(max=lockout.NAME_LENGTH)])
+
+
+@bp.post("/admin/security/unlock")
+@allow("admin")
+def unlock():
+    """An administrator lifts a lock from the page (as ``registry users unlock`` does), recorded in the trail with
+    the administrator's address and name."""
+    form = UnlockForm()
+    if not form.validate_on_submit():
+        flash(_("Choose a user name to unlock."), "error")
+        return redirect(url_for("accounts.security"), 303)
+    username = form.username.data
+    client = trail.Client(address=client_address(), user_agent=f"/admin/security by {current_actor().username}")
+    try:
+        was_locked = login_attempts.unlock(session=db(), username=username, client=client)
+    except DomainError:  # a name no account has: its lock ends by itself, and tells nobody anything
+        flash(_("No account is named %(name)s; its lock ends by itself.", name=username), "error")
+        return redirect(url_for("accounts.security"), 303)
+    db().commit()
+    if was_locked:
+        flash(_("Unlocked %(name)s.", name=username), "success")
+    else:
+        flash(_("%(name)s was not locked; its failed logins are cleared.", name=username), "success")
+    return redirect(url_for("accounts.security"), 303)
 
 
 @bp.get("/admin/security")
