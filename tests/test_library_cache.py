@@ -87,6 +87,35 @@ def test_a_decision_shows_at_once_on_every_cached_page(app, filing_in):
     assert "suspended" in reader.get(f"/library/{quote(old_number)}?lang=en").get_data(as_text=True).lower()
 
 
+def _result_row(page: str, number: str) -> str:
+    """The list's row of the filing ``number``."""
+    start = page.rindex('<li class="result">', 0, page.index(quote(number)))
+    return page[start : page.index("</li>", start)]
+
+
+def test_a_result_row_is_written_once_for_every_list_that_shows_it_and_again_after_a_step(app, filing_in):
+    published = filing_in("approved")
+    with Session(app.extensions["registry"].engine) as s:
+        number = s.get(Filing, published).filing_number
+    rows = cache.fragments_for(app.extensions["registry"].engine)
+    reader = app.test_client()
+    first = reader.get("/library?lang=en").get_data(as_text=True)
+    kept = rows.hits
+    other = reader.get("/library?lang=en&city=410100&sort=name").get_data(as_text=True)  # another page, same row
+    assert rows.hits == kept + 1
+    assert _result_row(other, number) == _result_row(first, number) and "Approved" in _result_row(first, number)
+    chinese = reader.get("/library?city=410100&lang=zh_CN").get_data(as_text=True)  # another language: its own row
+    assert "<dt>决定日期</dt>" in _result_row(chinese, number) and "Decided" not in _result_row(chinese, number)
+
+    with Session(app.extensions["registry"].engine) as s:  # a step: the row is written again, at once
+        filings.transition(
+            session=s, actor=_actor(s, "reviewer1"), filing_id=published, action=Action.SUSPEND, reason="drift"
+        )
+        s.commit()
+    after = reader.get("/library?lang=en&city=410100&sort=name").get_data(as_text=True)
+    assert "Suspended" in _result_row(after, number) and "decision: Approved" in _result_row(after, number)
+
+
 def test_a_cached_page_carries_each_readers_own_csrf_token(app, filing_in):
     filing_in("approved")
     first, second = app.test_client(), app.test_client()

@@ -133,13 +133,24 @@ class PageCache:
 
 
 _CACHES: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
+_FRAGMENTS: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 
 def for_engine(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> PageCache:
     """The cache of the pages made from ``engine``'s database (one per database and process)."""
+    return _cache(_CACHES, engine, ttl=ttl, max_bytes=max_bytes)
+
+
+def fragments_for(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> PageCache:
+    """The cache of the parts of pages made from ``engine``'s database, kept under the same version (one per
+    database and process): a list's rows, each of which many pages of the list show."""
+    return _cache(_FRAGMENTS, engine, ttl=ttl, max_bytes=max_bytes)
+
+
+def _cache(caches: weakref.WeakKeyDictionary, engine: Engine, *, ttl: float, max_bytes: int) -> PageCache:
     with _CACHES_LOCK:
-        cache = _CACHES.get(engine)
+        cache = caches.get(engine)
         if cache is None:
-            cache = _CACHES[engine] = PageCache(engine, ttl=ttl, max_bytes=max_bytes)
+            cache = caches[engine] = PageCache(engine, ttl=ttl, max_bytes=max_bytes)
         return cache

@@ -61,6 +61,14 @@ def _seconds(app: Flask) -> float:
     return float(app.config.get("LIBRARY_CACHE_SECONDS", cache.DEFAULT_TTL) or 0)
 
 
+cache_seconds = _seconds  # how long a page (or a part of one: registry.library.fragments) is kept at most; 0: never
+
+
+def library_version(app: Flask) -> tuple:
+    """The library's version now, as the page cache reads it (at most once a second, at once after a commit)."""
+    return _store(app).clock.now()
+
+
 def _store(app: Flask) -> cache.PageCache:
     megabytes = app.config.get("LIBRARY_CACHE_MEGABYTES") or cache.DEFAULT_MAX_BYTES // (1024 * 1024)
     return cache.for_engine(app.extensions["registry"].engine, ttl=_seconds(app), max_bytes=int(megabytes) << 20)

@@ -20,7 +20,7 @@ from registry.db import utcnow
 from registry.errors import NotFound
 from registry.filings import risk
 from registry.i18n import is_chinese
-from registry.library import page_cache, public, search
+from registry.library import fragments, page_cache, public, search
 from registry.request_db import db
 
 bp = Blueprint("library", __name__)
@@ -82,6 +82,7 @@ def render_library(template: str = "library/index.html", csrf_token=None):
         sorts=sort_names(),
         page_numbers=_page_numbers(results.page, results.pages),
         page_url=lambda **changes: url_for("library.index", **query.args(**changes)),
+        result_rows=fragments.Rows(current_app),
         **({"csrf_token": csrf_token} if csrf_token is not None else {}),
     )
 
