@@ -32,6 +32,9 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "scree
 BLOCKING_IMPACTS = {"serious", "critical"}
 TD = "technical_document-"
 LANGS = ["zh", "en"]
+# What the checks read is the HTML the templates write, the same on either database: one is enough (each feature's
+# own tests run on SQLite and PostgreSQL).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 # --- the browser (one per module) and the served app (one per test) -------------------------------------------

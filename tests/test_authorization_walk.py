@@ -160,6 +160,9 @@ def _url(rule: str, role: str, filing_id: int, token_id: int) -> str:
     )
 
 
+# Access is decided in one place (registry.access, before any database work of the view), so one database is
+# enough for the walk; each feature's own tests run on SQLite and PostgreSQL.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("role", [ANON, CITY, REVIEWER, ADMIN])
 @pytest.mark.parametrize(("method", "rule"), ROUTES)
 def test_route_is_allowed_or_denied_for_role(app, filing_in, token_for, browser_as, method, rule, role):
