@@ -23,9 +23,10 @@ class Rows:
 
     def __init__(self, app: Flask) -> None:
         seconds = page_cache.cache_seconds(app)
-        self.store = cache.fragments_for(app.extensions["registry"].engine, ttl=seconds, max_bytes=_MAX_BYTES)
         self.enabled = seconds > 0
-        self.version = page_cache.library_version(app) if self.enabled else None
+        if self.enabled:
+            self.store = cache.fragments_for(app.extensions["registry"].engine, ttl=seconds, max_bytes=_MAX_BYTES)
+            self.version = page_cache.library_version(app)
         self.now = utcnow()
         self.language, self.root = str(get_locale()), request.script_root
 

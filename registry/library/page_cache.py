@@ -57,11 +57,14 @@ def placeholder() -> str:
     return PLACEHOLDER
 
 
-def _seconds(app: Flask) -> float:
+def cache_seconds(app: Flask) -> float:
+    """How long a page (or a part of one: registry.library.fragments) is kept at most; 0: not at all."""
     return float(app.config.get("LIBRARY_CACHE_SECONDS", cache.DEFAULT_TTL) or 0)
 
 
-cache_seconds = _seconds  # how long a page (or a part of one: registry.library.fragments) is kept at most; 0: never
+def _max_bytes(app: Flask) -> int:
+    megabytes = app.config.get("LIBRARY_CACHE_MEGABYTES") or cache.DEFAULT_MAX_BYTES // (1024 * 1024)
+    return int(megabytes) << 20
 
 
 def library_version(app: Flask) -> tuple:
@@ -70,8 +73,7 @@ def library_version(app: Flask) -> tuple:
 
 
 def _store(app: Flask) -> cache.PageCache:
-    megabytes = app.config.get("LIBRARY_CACHE_MEGABYTES") or cache.DEFAULT_MAX_BYTES // (1024 * 1024)
-    return cache.for_engine(app.extensions["registry"].engine, ttl=_seconds(app), max_bytes=int(megabytes) << 20)
+    return cache.for_engine(app.extensions["registry"].engine, ttl=cache_seconds(app), max_bytes=_max_bytes(app))
 
 
 def _shared(app: Flask) -> shared_pages.SharedPages | None:
@@ -80,9 +82,8 @@ def _shared(app: Flask) -> shared_pages.SharedPages | None:
         return None
     shared = app.extensions.get(_SHARED)
     if shared is None:
-        megabytes = app.config.get("LIBRARY_CACHE_MEGABYTES") or cache.DEFAULT_MAX_BYTES // (1024 * 1024)
         shared = app.extensions[_SHARED] = shared_pages.SharedPages(
-            Path(app.instance_path) / shared_pages.FILE_NAME, max_bytes=int(megabytes) << 20, prefix=_fingerprint()
+            Path(app.instance_path) / shared_pages.FILE_NAME, max_bytes=_max_bytes(app), prefix=_fingerprint()
         )
     return shared
 
@@ -137,7 +138,7 @@ def _key(environ: dict, cookies) -> tuple:
 def _cacheable() -> bool:
     actor = g.get("actor")
     return (
-        _seconds(current_app) > 0
+        cache_seconds(current_app) > 0
         and request.method == "GET"
         and (actor is None or not actor.is_authenticated)
         and "Authorization" not in request.headers
@@ -191,7 +192,11 @@ class FrontCache:
         self.sessions = _Sessions(app)
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") == "GET" and "HTTP_AUTHORIZATION" not in environ and _seconds(self.app) > 0:
+        if (
+            environ.get("REQUEST_METHOD") == "GET"
+            and "HTTP_AUTHORIZATION" not in environ
+            and cache_seconds(self.app) > 0
+        ):
             answer = self._cached(environ)
             if answer is not None:
                 status, headers, body = answer

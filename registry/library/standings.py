@@ -203,7 +203,9 @@ def next_change(*, session: Session, now: datetime) -> datetime | None:
     of indexes and of the few filings sent back."""
     due = Filing.next_audit_due
     soon = timedelta(days=DUE_SOON_DAYS)
-    overdue_at = session.exec(select(sa.func.min(due)).where(due > now)).one()
+    # A filing is overdue once its date has passed (not at the instant itself): that instant counts, or a page made
+    # at it would hold past it.
+    overdue_at = session.exec(select(sa.func.min(due)).where(due >= now)).one()
     due_soon_at = session.exec(select(sa.func.min(due)).where(due > now + soon)).one()
     last_step = (
         select(sa.func.max(FilingTransition.at))
