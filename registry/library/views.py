@@ -151,12 +151,9 @@ def _audit(audit: dict) -> dict:
             {"row": row, "ci": ci_rows.get(_key(row.get("group")), {}), "label": group_text(row.get("group"))}
             for row in report.get("by_group") or []
         ]
-    criteria = report.get("criteria") or []
-    return audit | {
+    return _audit_summary(audit) | {
         "groups": groups,
         "chart": _chart(groups),
-        "criteria": criteria,
-        "met": sum(1 for c in criteria if c.get("status") == "pass"),
         "claims": report.get("claims"),
         "level": intervals.get("level") or 0.95,
         "explain": explain_context(report.get("explainability")),
