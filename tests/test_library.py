@@ -533,6 +533,18 @@ def test_an_entry_shows_its_newest_audit_in_full_and_each_earlier_one_on_its_own
     assert newest["verdict"] in ("meets", "does_not_meet")
 
 
+def test_a_search_leaves_the_database_session_as_it_found_it(app, filing_in):
+    """On PostgreSQL a search steers the planner to the text index for its own queries only."""
+    medical = _file(filing_in, MEDICAL, "approved")
+    with Session(app.extensions["registry"].engine) as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        before = session.execute(sa.text("SHOW enable_seqscan")).scalar() if postgres else None
+        found = search.find(session, search.parse({"q": "医保"}, cities=[], language="zh"))
+        assert [row["filing_id"] for row in found.rows] == [medical] and found.total == 1
+        if postgres:
+            assert session.execute(sa.text("SHOW enable_seqscan")).scalar() == before == "on"
+
+
 def test_an_upgraded_registry_builds_its_empty_search_index_on_db_upgrade(app, api, filing_in, monkeypatch):
     """Migration 0008 makes the table but cannot run the tokenizer: `registry db upgrade` fills it when empty."""
     from click.testing import CliRunner

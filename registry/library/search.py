@@ -14,6 +14,7 @@ by triggers) ranked by bm25; PostgreSQL a GIN index on a stored ``to_tsvector('s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import unicodedata
@@ -467,15 +468,30 @@ def find(session: Session, query: LibraryQuery) -> Results:
         conditions.append(matched)
     base = sa.select(LibrarySearch.filing_id).where(*conditions)
 
-    counted = _fts_matches(terms) if text_only else base
-    total = session.exec(sa.select(sa.func.count()).select_from(counted.subquery())).one()[0]
-    page = min(query.page, max(1, math.ceil(total / query.per_page)))
-
-    if text_only and sort == RELEVANCE:
-        ids = _fts_ranked(session, terms, limit=query.per_page, offset=(page - 1) * query.per_page)
-    else:
-        ids = _ordered_ids(session, base, query, sort, relevance, page)
+    with _through_the_text_index(session, bool(terms)):
+        counted = _fts_matches(terms) if text_only else base
+        total = session.exec(sa.select(sa.func.count()).select_from(counted.subquery())).one()[0]
+        page = min(query.page, max(1, math.ceil(total / query.per_page)))
+        if text_only and sort == RELEVANCE:
+            ids = _fts_ranked(session, terms, limit=query.per_page, offset=(page - 1) * query.per_page)
+        else:
+            ids = _ordered_ids(session, base, query, sort, relevance, page)
     return Results(rows=_listed(session, ids), total=total, page=page, per_page=query.per_page, sort=sort, query=query)
+
+
+@contextlib.contextmanager
+def _through_the_text_index(session: Session, searching: bool):
+    """PostgreSQL, while searching: the text index, not a scan of the table. A filing's search vector is a few kB,
+    kept out of line (TOAST), and the planner does not count unpacking it: for a word a quarter of the library
+    matches it chose to read every row's vector (36 ms) over the GIN index (7 ms). For these queries only."""
+    if not searching or session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    try:
+        yield
+    finally:
+        session.execute(sa.text("SET LOCAL enable_seqscan TO DEFAULT"))
 
 
 def _fts_matches(terms: list[Term]):
