@@ -75,13 +75,14 @@ def create_app(config: dict | None = None) -> Flask:
     from registry.notifications import views as notifications_views
     from registry.reference_data import api as reference_data_api
     from registry.reference_data import views as reference_data_views
-    from registry.web import csrf, figures, render_error
+    from registry.web import csrf, figures, plain, render_error
     from registry.web import views as home_views
 
     request_db.init_app(app)
     access.init_app(app)
     i18n.init_app(app)
     figures.register(app)
+    plain.register(app)
     csrf.init_app(app)
     security_headers.init_app(app)
     concern_views.init_rate_limits(app)  # after CSRF: a forged form is refused before it counts

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from sqlmodel import Session
 
 from registry import create_app
 from registry.accounts import service as accounts
+from registry.db import utcnow
 from registry.decision_log import keys as log_keys
 from registry.decisions import service as decisions
 from registry.decisions.models import DecisionState, Outcome
@@ -25,6 +27,7 @@ from registry.filings import service as filings
 from registry.filings.lifecycle import Action
 from registry.filings.models import Filing
 from registry.library import cache, page_cache, public, shared_pages
+from registry.library import views as library_views
 from tests.conftest import csrf_token
 
 _SAME_INSTANCE = ("TESTING", "INSTANCE_PATH", "DATABASE_URL", "SECRET_KEY", "LOG_SIGNING_KEY_FILE")
@@ -277,3 +280,28 @@ def test_the_start_page_is_cached_for_readers_and_never_for_staff(app, filing_in
         csrf_token(first), ""
     )
     assert browser_as("reviewer1").get("/").status_code == 302  # staff go to their filings, as before
+
+
+def test_a_cached_entry_page_marks_its_reaudit_overdue_once_the_date_passes(app, filing_in, monkeypatch):
+    filing_id = filing_in("approved")
+    with Session(app.extensions["registry"].engine) as s:
+        filing = s.get(Filing, filing_id)
+        number, due = filing.filing_number, filing.next_audit_due
+    assert due is not None and due > utcnow()
+    clock = {"now": utcnow()}
+    monkeypatch.setattr(library_views, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(page_cache, "utcnow", lambda: clock["now"])
+    store = cache.for_engine(app.extensions["registry"].engine)
+    reader = app.test_client()
+    reader.get("/library")  # a reader with a session, as a browser: the front door answers their next asks
+
+    def reaudit_line() -> str:
+        page = reader.get(f"/library/{quote(number, safe='')}?lang=en").get_data(as_text=True)
+        return page[page.index('id="next-reaudit"') :].split("</dd>")[0]
+
+    assert "overdue" not in reaudit_line()
+    hits = store.hits
+    clock["now"] = due - timedelta(seconds=1)
+    assert "overdue" not in reaudit_line() and store.hits == hits + 1  # nothing has changed: served again
+    clock["now"] = due + timedelta(seconds=1)  # the date passes, with nothing written to the database
+    assert 'class="overdue"' in reaudit_line()

@@ -22,6 +22,7 @@ from registry.filings import risk
 from registry.i18n import is_chinese
 from registry.library import fragments, page_cache, public, search
 from registry.request_db import db
+from registry.web import figures
 
 bp = Blueprint("library", __name__)
 
@@ -151,6 +152,12 @@ def _audit(audit: dict) -> dict:
             {"row": row, "ci": ci_rows.get(_key(row.get("group")), {}), "label": group_text(row.get("group"))}
             for row in report.get("by_group") or []
         ]
+    for group in groups:  # the table's figure cells, written here: a dozen groups of nine cells each
+        row, interval = group["row"], group["ci"]
+        group["cells"] = [
+            *(text for f in GROUP_FIGURES for text in (figures.pct(row.get(f)), figures.ci(interval.get(f)))),
+            figures.num(row.get("impact_ratio")),
+        ]
     return _audit_summary(audit) | {
         "groups": groups,
         "chart": _chart(groups),
@@ -169,10 +176,11 @@ def _date(value: str | None) -> datetime | None:
 def entry(filing_number: str):
     """A filing's public entry. Its address is its filing number (a rejected filing's, its id); 404 for anything
     that is not public, drafts and filings in review included."""
-    return page_cache.serve(lambda csrf_token: _entry_page(filing_number, csrf_token))
+    now = utcnow()
+    return page_cache.serve(lambda csrf_token: _entry_page(filing_number, csrf_token, now), now=now)
 
 
-def _entry_page(filing_number: str, csrf_token):
+def _entry_page(filing_number: str, csrf_token, now: datetime):
     filing = public.find_public(db(), filing_number)
     if filing is None:
         raise NotFound("There is no public library entry with this filing number.", code="entry_not_found")
@@ -181,6 +189,9 @@ def _entry_page(filing_number: str, csrf_token):
         return redirect(url_for("library.entry", filing_number=key), 301)
     body = public.entry(db(), current_app.extensions["registry"].content, filing)
     due = _date(body.get("next_audit_due"))
+    in_use = body["state"] in ("approved", "approved_with_conditions")
+    if in_use and due is not None and due >= now:
+        page_cache.holds_until(due)  # from then on the page marks the re-audit overdue: made again
     audits = body["audits"]
     return render_template(
         "library/entry.html",
@@ -193,12 +204,25 @@ def _entry_page(filing_number: str, csrf_token):
         audits=[_audit_summary(a) for a in audits],
         newest_audit=_audit(audits[-1]) if audits else None,
         questionnaire=risk.questionnaire(),
+        risk_answers=_risk_answers(body.get("risk_assessment") or {}),
         next_audit=due,
-        audit_overdue=due is not None and due < utcnow() and body["state"] in ("approved", "approved_with_conditions"),
+        audit_overdue=in_use and due is not None and due < now,
         outcomes=outcome_names(),
         csrf_token=csrf_token,
         **_audit_helpers(),
     )
+
+
+def _risk_answers(assessment: dict) -> list[tuple[dict, dict | None, dict | None]]:
+    """Each answer of the impact self-assessment with its question and the option chosen (None where the
+    questionnaire no longer has them: the entry shows the ids it recorded)."""
+    questions = {q["id"]: q for q in risk.questionnaire()["questions"]}
+    answers = []
+    for answer in assessment.get("breakdown") or []:
+        question = questions.get(answer.get("question_id"))
+        options = (question or {}).get("options") or []
+        answers.append((answer, question, next((o for o in options if o["id"] == answer.get("answer")), None)))
+    return answers
 
 
 def _audit_helpers() -> dict:
