@@ -14,6 +14,7 @@ import functools
 import json
 from datetime import datetime
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from registry.audit_jobs.models import AuditJob, JobState
@@ -53,11 +54,13 @@ def entry_key(filing_number: str | None, filing_id: int) -> str:
 
 
 def find_public(session: Session, key: str) -> Filing | None:
-    """The public filing an entry key names (a filing number, or the id of a filing), or None."""
+    """The public filing an entry key names (a filing number, or the id of a filing), or None. Its test report is
+    left in the database until read (nothing public shows it; the audits compare with it)."""
+    unread = [defer(Filing.test_report)]
     if key.isascii() and key.isdigit():
-        filing = session.get(Filing, int(key)) if len(key) < 12 else None
+        filing = session.get(Filing, int(key), options=unread) if len(key) < 12 else None
     else:
-        filing = session.exec(select(Filing).where(Filing.filing_number == key)).first()
+        filing = session.exec(select(Filing).options(*unread).where(Filing.filing_number == key)).first()
     return filing if is_public(filing) else None
 
 
@@ -139,12 +142,21 @@ def _decision(decision: Decision, log_index: int | None) -> dict:
     }
 
 
-def public_audit_jobs(session: Session, filing: Filing) -> list[AuditJob]:
-    """The audits the public reads: those an effective decision rests on, and every finished re-audit."""
+def _effective_decisions(session: Session, filing: Filing) -> list[Decision]:
+    return list(
+        session.exec(
+            select(Decision)
+            .where(Decision.filing_id == filing.id, Decision.state == DecisionState.EFFECTIVE)
+            .order_by(Decision.effective_at)
+        )
+    )
+
+
+def public_audit_jobs(session: Session, filing: Filing, decisions: list[Decision] | None = None) -> list[AuditJob]:
+    """The audits the public reads: those an effective decision rests on (``decisions``: the filing's effective
+    decisions, when the caller has them already), and every finished re-audit."""
     cited: set[int] = set()
-    for decision in session.exec(
-        select(Decision).where(Decision.filing_id == filing.id, Decision.state == DecisionState.EFFECTIVE)
-    ):
+    for decision in _effective_decisions(session, filing) if decisions is None else decisions:
         cited.update(i for i in decision.audit_job_ids or [] if isinstance(i, int))
     jobs = session.exec(
         select(AuditJob)
@@ -180,19 +192,16 @@ def entry(session: Session, content: ContentStore, filing: Filing) -> dict:
     body = summary(filing, city)
     body["document"] = document_summary(filing.technical_document)
     body["risk_assessment"] = dict(filing.risk_assessment or {})  # how the tier was scored, question by question
-    logged = {
-        e.decision_id: e.index
-        for e in session.exec(select(LogEntry).where(LogEntry.filing_id == filing.id))
-        if e.decision_id is not None
-    }
-    body["decisions"] = [
-        _decision(d, logged.get(d.id))
-        for d in session.exec(
-            select(Decision)
-            .where(Decision.filing_id == filing.id, Decision.state == DecisionState.EFFECTIVE)
-            .order_by(Decision.effective_at)
-        )
-    ]
+    # One query each: a page made at a reader's first ask is a dozen round trips to PostgreSQL, each of which costs
+    # more than the Python around it.
+    log_entries = session.exec(
+        select(LogEntry.index, LogEntry.kind, LogEntry.leaf_hash, LogEntry.decision_id)
+        .where(LogEntry.filing_id == filing.id)
+        .order_by(LogEntry.index)
+    ).all()
+    logged = {decision_id: index for index, _kind, _hash, decision_id in log_entries if decision_id is not None}
+    decisions = _effective_decisions(session, filing)
+    body["decisions"] = [_decision(d, logged.get(d.id)) for d in decisions]
     body["history"] = [
         {
             "action": t.action,
@@ -207,10 +216,9 @@ def entry(session: Session, content: ContentStore, filing: Filing) -> dict:
         if t.to_state in PUBLIC_STATES  # the public record starts with the decision
     ]
     body["log_entries"] = [
-        {"index": e.index, "kind": e.kind, "leaf_hash": e.leaf_hash}
-        for e in session.exec(select(LogEntry).where(LogEntry.filing_id == filing.id).order_by(LogEntry.index))
+        {"index": index, "kind": kind, "leaf_hash": leaf_hash} for index, kind, leaf_hash, _decision_id in log_entries
     ]
-    body["audits"] = [public_audit(content, job) for job in public_audit_jobs(session, filing)]
+    body["audits"] = [public_audit(content, job) for job in public_audit_jobs(session, filing, decisions)]
     body["versions"] = versions(session, filing)
     return body
 
