@@ -305,3 +305,55 @@ def test_a_cached_entry_page_marks_its_reaudit_overdue_once_the_date_passes(app,
     assert "overdue" not in reaudit_line() and store.hits == hits + 1  # nothing has changed: served again
     clock["now"] = due + timedelta(seconds=1)  # the date passes, with nothing written to the database
     assert 'class="overdue"' in reaudit_line()
+
+
+def test_a_search_is_ranked_once_for_its_pages_its_languages_and_the_api(app, filing_in):
+    for _ in range(4):
+        filing_in("approved")
+    engine = app.extensions["registry"].engine
+    name = app.test_client().get("/api/v1/library").get_json()["items"][0]["name_zh"]
+    rankings = []
+
+    def ranking(_connection, _cursor, statement, *_args):
+        if "library_search_fts" in statement or "search_vector" in statement:  # SQLite's FTS5, PostgreSQL's tsvector
+            rankings.append(statement)
+
+    def api_pages(client) -> list[dict]:
+        return [
+            client.get("/api/v1/library", query_string={"q": name, "per_page": 1, "page": n}).get_json()
+            for n in range(1, 5)
+        ]
+
+    event.listen(engine, "before_cursor_execute", ranking)
+    try:
+        reader = app.test_client()
+        pages = api_pages(reader)
+        html = {
+            lang: reader.get("/library", query_string={"q": name, "lang": lang}).get_data(as_text=True)
+            for lang in ("zh_CN", "en")
+        }
+    finally:
+        event.remove(engine, "before_cursor_execute", ranking)
+    assert len(rankings) == 1, rankings  # four pages of the API and the page in both languages: one ranking
+    assert all(page["total"] == 4 for page in pages)
+    numbers = [page["items"][0]["filing_number"] for page in pages]
+    assert len(set(numbers)) == 4 and all(number in html["en"] and number in html["zh_CN"] for number in numbers)
+
+    # The same pages as a process that keeps nothing gives.
+    uncached = create_app({key: app.config[key] for key in _SAME_INSTANCE} | {"LIBRARY_CACHE_SECONDS": 0})
+    try:
+        expected = api_pages(uncached.test_client())
+    finally:
+        uncached.extensions["registry"].engine.dispose()
+    assert [(p["total"], p["items"]) for p in pages] == [(p["total"], p["items"]) for p in expected]
+
+
+def test_a_decision_shows_at_once_in_a_search_already_ranked(app, filing_in):
+    filing_in("approved")
+    waiting = filing_in("under_review")
+    reader = app.test_client()
+    name = reader.get("/api/v1/library").get_json()["items"][0]["name_zh"]
+    assert reader.get("/api/v1/library", query_string={"q": name}).get_json()["total"] == 1
+    number = _approve(app, waiting)
+    found = reader.get("/api/v1/library", query_string={"q": name, "per_page": 5}).get_json()  # another page address
+    assert found["total"] == 2 and number in [item["filing_number"] for item in found["items"]]

@@ -134,6 +134,7 @@ class PageCache:
 
 _CACHES: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _FRAGMENTS: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
+_RANKINGS: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 
@@ -146,6 +147,12 @@ def fragments_for(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = 
     """The cache of the parts of pages made from ``engine``'s database, kept under the same version (one per
     database and process): a list's rows, each of which many pages of the list show."""
     return _cache(_FRAGMENTS, engine, ttl=ttl, max_bytes=max_bytes)
+
+
+def rankings_for(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> PageCache:
+    """The cache of the searches' rankings made from ``engine``'s database, kept under the same version (one per
+    database and process): the filings a search matches, best first (registry.library.search.find)."""
+    return _cache(_RANKINGS, engine, ttl=ttl, max_bytes=max_bytes)
 
 
 def _cache(caches: weakref.WeakKeyDictionary, engine: Engine, *, ttl: float, max_bytes: int) -> PageCache:

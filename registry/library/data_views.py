@@ -20,7 +20,7 @@ from registry.authz import PUBLIC
 from registry.db import utcnow
 from registry.errors import NotFound
 from registry.i18n import is_chinese, pick
-from registry.library import opendata, page_cache, public, search, standings, statistics
+from registry.library import fragments, opendata, page_cache, public, search, standings, statistics
 from registry.request_db import db
 from registry.web import labels
 
@@ -209,7 +209,7 @@ def _api_list():
         default_per_page=current_app.config["API_PAGE_SIZE"],
         language="zh" if is_chinese() else "en",
     )
-    results = search.find(db(), query)
+    results = search.find(db(), query, fragments.Rankings(current_app))
     links = Links()
 
     def at(number: int) -> str:

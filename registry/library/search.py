@@ -18,7 +18,7 @@ import contextlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -440,10 +440,19 @@ def _year_range(year: int) -> tuple[datetime, datetime]:
     return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
 
 
-def find(session: Session, query: LibraryQuery) -> Results:
+# What a caller may keep a search's ranking in: given the ranking's key and how to make it, the ranking (from its
+# store, or made now and kept). registry.library.fragments.Rankings keeps them under the library's version.
+Remember = Callable[[tuple, Callable[[], Sequence[int]]], Sequence[int]]
+
+
+def find(session: Session, query: LibraryQuery, remember: Remember | None = None) -> Results:
     """One page of public filings matching ``query``, with the number of all matches. Three small queries, whatever
     the page: the count and the ids of the page on the index table alone, then those filings with their cities.
-    A filing is shown only if it is public now, whatever the index says."""
+    A filing is shown only if it is public now, whatever the index says.
+
+    With ``remember``, a search (words) ranks all its matches once and keeps the ranking: a search is ranked on
+    every match, whatever the page, so its other pages, the same search in the other language and through the API
+    are slices of it, and the count is its length."""
     conditions = []
     for column, value in (
         (LibrarySearch.city_code, query.city),
@@ -468,15 +477,43 @@ def find(session: Session, query: LibraryQuery) -> Results:
         conditions.append(matched)
     base = sa.select(LibrarySearch.filing_id).where(*conditions)
 
-    with _through_the_text_index(session, bool(terms)):
-        counted = _fts_matches(terms) if text_only else base
-        total = session.exec(sa.select(sa.func.count()).select_from(counted.subquery())).one()[0]
-        page = min(query.page, max(1, math.ceil(total / query.per_page)))
+    def ranked(limit: int | None = None, offset: int = 0) -> list[int]:
         if text_only and sort == RELEVANCE:
-            ids = _fts_ranked(session, terms, limit=query.per_page, offset=(page - 1) * query.per_page)
+            statement = _fts_ranked(terms)
         else:
-            ids = _ordered_ids(session, base, query, sort, relevance, page)
+            statement = _ordered(base, query, sort, relevance)
+        if limit is not None:
+            statement = statement.limit(limit).offset(offset)
+        return [row[0] for row in session.exec(statement)]
+
+    def all_ranked() -> list[int]:
+        with _through_the_text_index(session, True):
+            return ranked()
+
+    if terms and remember is not None:
+        ranking = remember(_ranking_key(query, terms, sort), all_ranked)
+        total = len(ranking)
+        page = min(query.page, max(1, math.ceil(total / query.per_page)))
+        ids = list(ranking[(page - 1) * query.per_page : page * query.per_page])
+    else:
+        with _through_the_text_index(session, bool(terms)):
+            counted = _fts_matches(terms) if text_only else base
+            total = session.exec(sa.select(sa.func.count()).select_from(counted.subquery())).one()[0]
+            page = min(query.page, max(1, math.ceil(total / query.per_page)))
+            ids = ranked(query.per_page, (page - 1) * query.per_page)
     return Results(rows=_listed(session, ids), total=total, page=page, per_page=query.per_page, sort=sort, query=query)
+
+
+def _ranking_key(query: LibraryQuery, terms: list[Term], sort: str) -> tuple:
+    """What a search's ranking depends on: its terms, filters and order (and for the order by name, whose)."""
+    filters = (query.city, query.scenario, query.tier, query.outcome, query.state, query.year)
+    return (
+        "ranking",
+        tuple((t.tokens, t.prefix) for t in terms),
+        filters,
+        sort,
+        query.language if sort == NAME else None,
+    )
 
 
 @contextlib.contextmanager
@@ -504,17 +541,16 @@ def _fts_match(terms: list[Term]):
     return sa.literal_column(FTS_TABLE).op("MATCH")(sa.bindparam("fts", _fts5_query(terms), type_=sa.Text))
 
 
-def _fts_ranked(session: Session, terms: list[Term], *, limit: int, offset: int) -> list[int]:
-    """One page of the filings matching ``terms``, best first (bm25: smaller is better; ties newest filing first, as
-    :func:`_ordered_ids`), from the SQLite full-text index alone."""
+def _fts_ranked(terms: list[Term]):
+    """The filings matching ``terms``, best first (bm25: smaller is better; ties newest filing first, as
+    :func:`_ordered`), from the SQLite full-text index alone."""
     bm25 = sa.func.bm25(sa.literal_column(FTS_TABLE))
     rowid = sa.literal_column("rowid")
-    statement = _fts_matches(terms).order_by(bm25, rowid.desc()).limit(limit).offset(offset)
-    return [row[0] for row in session.exec(statement)]
+    return _fts_matches(terms).order_by(bm25, rowid.desc())
 
 
-def _ordered_ids(session: Session, base, query: LibraryQuery, sort: str, relevance, page: int) -> list[int]:
-    """One page of the ids ``base`` selects, in the order ``sort`` names."""
+def _ordered(base, query: LibraryQuery, sort: str, relevance):
+    """The ids ``base`` selects, in the order ``sort`` names."""
     if sort == RELEVANCE:  # only when searching (effective_sort)
         if isinstance(relevance, sa.Subquery):  # SQLite: bm25 comes with the FTS5 match
             base = base.join(relevance, relevance.c.filing_id == LibrarySearch.filing_id)
@@ -528,9 +564,7 @@ def _ordered_ids(session: Session, base, query: LibraryQuery, sort: str, relevan
             TIER: [LibrarySearch.risk_tier.desc().nulls_last(), LibrarySearch.decided_at.desc()],  # "IV" > "III" > …
         }[sort]
     order.append(LibrarySearch.filing_id.desc())
-    return [
-        row[0] for row in session.exec(base.order_by(*order).limit(query.per_page).offset((page - 1) * query.per_page))
-    ]
+    return base.order_by(*order)
 
 
 def _listed(session: Session, ids: list[int]) -> list[dict]:

@@ -67,7 +67,7 @@ def render_library(template: str = "library/index.html", csrf_token=None):
     session = db()
     city_list = cities.list_cities(session=session)
     query = search.parse(request.args, cities=[c.code for c in city_list], language="zh" if is_chinese() else "en")
-    results = search.find(session, query)
+    results = search.find(session, query, fragments.Rankings(current_app))
     for row in results.rows:
         row["entry_key"] = public.entry_key(row["filing_number"], row["filing_id"])
     return render_template(
