@@ -100,19 +100,20 @@ class PageCache:
     def get(self, key: Hashable, current: tuple, now: datetime) -> Any | None:
         """The value cached under ``key`` at version ``current``, younger than the ttl and, if it was kept until a
         moment, asked for before it (``now``); else None."""
+        found = self.find(key, current, now)
+        return None if found is None else found[0]
+
+    def find(self, key: Hashable, current: tuple, now: datetime) -> tuple[Any, float, datetime | None] | None:
+        """As :meth:`get`: (the value, its age in seconds, the moment it holds until), or None."""
         with self._lock:
             item = self._items.get(key)
-            if (
-                item is None
-                or item[0] != current
-                or time.monotonic() - item[1] > self.ttl
-                or (item[4] is not None and now >= item[4])
-            ):
+            age = time.monotonic() - item[1] if item is not None else 0.0
+            if item is None or item[0] != current or age > self.ttl or (item[4] is not None and now >= item[4]):
                 self.misses += 1
                 return None
             self._items.move_to_end(key)
             self.hits += 1
-            return item[2]
+            return item[2], age, item[4]
 
     def put(
         self, key: Hashable, current: tuple, value: Any, size: int, until: datetime | None = None, *, age: float = 0.0
@@ -135,6 +136,7 @@ class PageCache:
 _CACHES: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _FRAGMENTS: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _RANKINGS: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
+_UNPACKED: weakref.WeakKeyDictionary[Engine, PageCache] = weakref.WeakKeyDictionary()
 _CACHES_LOCK = threading.Lock()
 
 
@@ -147,6 +149,12 @@ def fragments_for(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = 
     """The cache of the parts of pages made from ``engine``'s database, kept under the same version (one per
     database and process): a list's rows, each of which many pages of the list show."""
     return _cache(_FRAGMENTS, engine, ttl=ttl, max_bytes=max_bytes)
+
+
+def unpacked_for(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> PageCache:
+    """The pages of :func:`for_engine` asked for most recently, kept as they are sent rather than compressed (one
+    per database and process): unpacking an entry page took two thirds of the time of answering from the cache."""
+    return _cache(_UNPACKED, engine, ttl=ttl, max_bytes=max_bytes)
 
 
 def rankings_for(engine: Engine, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_MAX_BYTES) -> PageCache:
