@@ -284,25 +284,30 @@ def log_events(session: Session, *, limit: int = 100) -> list[dict]:
     return events
 
 
+_VERSION_COLUMNS = (Filing.id, Filing.supersedes_id, Filing.filing_number, Filing.algorithm_version, Filing.state)
+
+
 def versions(session: Session, filing: Filing) -> list[dict]:
-    """The public versions of the algorithm this filing belongs to (the supersedes chain), oldest first."""
-    chain: list[Filing] = []
+    """The public versions of the algorithm this filing belongs to (the supersedes chain), oldest first. Each step
+    reads the five columns it needs, not the filing with its documents."""
+    chain: list = []
     seen: set[int] = set()
-    current: Filing | None = filing
+    current = filing
     while current is not None and current.id not in seen:  # back to the first version
         seen.add(current.id)
         chain.insert(0, current)
-        current = session.get(Filing, current.supersedes_id) if current.supersedes_id else None
-    newer = filing
+        earlier = current.supersedes_id
+        current = session.exec(select(*_VERSION_COLUMNS).where(Filing.id == earlier)).first() if earlier else None
+    newer = filing.id
     while True:  # forward to the newest
-        following = session.exec(select(Filing).where(Filing.supersedes_id == newer.id)).first()
+        following = session.exec(select(*_VERSION_COLUMNS).where(Filing.supersedes_id == newer)).first()
         if following is None or following.id in seen:
             break
         seen.add(following.id)
         chain.append(following)
-        newer = following
+        newer = following.id
     return [
         {"filing_number": f.filing_number, "version": f.algorithm_version, "state": f.state}
         for f in chain
-        if is_public(f)
+        if f.state in PUBLIC_STATES
     ]
