@@ -29,6 +29,7 @@ from registry.filings.models import Filing
 from registry.library import cache, page_cache, public, shared_pages
 from registry.library import views as library_views
 from tests.conftest import csrf_token
+from tests.test_reaudit import _run_reaudit, due_filing  # noqa: F401 - fixture
 
 _SAME_INSTANCE = ("TESTING", "INSTANCE_PATH", "DATABASE_URL", "SECRET_KEY", "LOG_SIGNING_KEY_FILE")
 PAGES = ("/library", "/api/v1/library", "/library/statistics", "/api/v1/library/statistics")
@@ -386,3 +387,39 @@ def test_a_page_kept_unpacked_is_served_no_longer_than_the_one_it_was_unpacked_f
     assert reader.get("/api/v1/library").status_code == 200 and len(made) == 1  # the unpacked copy, 55 s old
     clock["now"] += 6  # 61 s after it was made: neither copy is served
     assert reader.get("/api/v1/library").status_code == 200 and len(made) == 2
+
+
+def test_steps_of_filings_not_yet_public_leave_the_public_pages_cached_but_not_the_standings(app, filing_in):
+    number = _approve(app, filing_in("under_review"))
+    public_pages = (*PAGES, f"/library/{quote(number)}", f"/api/v1/library/{quote(number)}")
+    standings = ("/library/standings", "/api/v1/library/standings")
+    made = []
+    app.before_request(lambda: made.append(request.path))
+    reader = app.test_client()
+    reader.get("/library")  # a session, as a browser keeps one
+    for url in (*public_pages, *standings):
+        assert reader.get(url).status_code == 200, url
+    made.clear()
+
+    filing_in("changes_requested")  # a draft, submitted, reviewed and sent back: none of it public yet
+
+    for url in (*public_pages, *standings):
+        assert reader.get(url).status_code == 200, url
+    assert made == list(standings)  # the standings count requests for changes; no other page shows them
+
+
+def test_a_reaudit_that_finishes_shows_at_once_on_the_cached_entry(app, engine, due_filing, monkeypatch):  # noqa: F811
+    number = due_filing.filing_number
+    reader = app.test_client()
+    reader.get("/library")
+    entry_url, api_url = f"/library/{quote(number)}?lang=en", f"/api/v1/library/{quote(number)}"
+    before = reader.get(api_url).get_json()
+    assert reader.get(entry_url).status_code == 200 and reader.get(api_url).get_json() == before  # now cached
+
+    job = _run_reaudit(app, engine, monkeypatch, due_filing, "meets")  # queued by the schedule, run by a worker
+
+    after = reader.get(api_url).get_json()
+    assert job.id in [audit["id"] for audit in after["audits"]] and job.id not in [a["id"] for a in before["audits"]]
+    assert after["next_audit_due"] != before["next_audit_due"]
+    page = reader.get(entry_url).get_data(as_text=True)
+    assert after["next_audit_due"][:10] in page[page.index('id="next-reaudit"') :].split("</dd>")[0]

@@ -1,15 +1,21 @@
 """Short-lived caches of the public library's computed pages, keyed by a version of what the library shows. No
 Flask here (``registry.library.page_cache`` is the web side).
 
-A cached page is served only while :func:`version` is the one it was made at, and for at most ``ttl`` seconds. The
-version changes with every entry appended to the decision log (each decision, suspension, revocation, expiry and
-supersession commits with its entry, under the log head's lock), every lifecycle step, every audit job queued or
-finished (re-audits are on the entry pages), every city added, and the library's index losing or gaining rows
-(``registry library reindex``). It is one small query, read at most once a second per process and at once after
-any commit in that process (:class:`VersionClock`): a page made before a decision is never served after it by the
-process that took the decision, nor by any other process more than a second after it. The ttl bounds what no
-version sees: a city renamed. What changes by the time that passes alone (the standings' lights, as re-audit dates
-fall due) is kept with the moment it may change (``until``) and not served from that moment on.
+A cached page is served only while :func:`version` is the one it was made at, and for at most ``ttl`` seconds.
+Most pages show public filings only, and are kept under the public part of the version (:func:`public`), which
+changes with every entry appended to the decision log (each decision, suspension, revocation, expiry and
+supersession — every step into or between public states — commits with its entry, under the log head's lock),
+every re-audit queued, started or finished (a public filing's audits and next re-audit date are on its entry),
+every city added, and the library's index losing or gaining rows (``registry library reindex``). The steps of
+filings not yet public (drafts, submissions, reviews, requests for changes) and their audits leave these pages
+as they are. The standings count such filings too (requests for changes waiting, audits running): they are kept
+under the whole version, which also changes with every lifecycle step and every audit job queued or finished.
+
+The version is one small query, read at most once a second per process and at once after any commit in that
+process (:class:`VersionClock`): a page made before a decision is never served after it by the process that took
+the decision, nor by any other process more than a second after it. The ttl bounds what no version sees: a city
+renamed. What changes by the time that passes alone (the standings' lights, as re-audit dates fall due; an entry's
+re-audit becoming overdue) is kept with the moment it may change (``until``) and not served from that moment on.
 """
 
 from __future__ import annotations
@@ -31,18 +37,28 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # the LIBRARY_CACHE_MEGABYTES default
 # One statement of index lookups, written out once: it runs on every request a cached page may answer, and building
 # it with the expression language took longer than running it.
 _VERSION_SQL = (
-    "SELECT (SELECT tree_size FROM log_head WHERE id = 1), (SELECT max(id) FROM filing_transition), "
-    "(SELECT max(id) FROM audit_job), (SELECT count(*) FROM audit_job WHERE state IN ('queued', 'running')), "
-    "(SELECT count(*) FROM city), (SELECT count(*) FROM library_search)"
+    "SELECT (SELECT tree_size FROM log_head WHERE id = 1), "
+    "(SELECT max(id) FROM audit_job WHERE reason = 'reaudit'), "
+    "(SELECT count(*) FROM audit_job WHERE state IN ('queued', 'running') AND reason = 'reaudit'), "
+    "(SELECT count(*) FROM city), (SELECT count(*) FROM library_search), "
+    "(SELECT max(id) FROM filing_transition), (SELECT max(id) FROM audit_job), "
+    "(SELECT count(*) FROM audit_job WHERE state IN ('queued', 'running'))"
 )
+PUBLIC_PARTS = 5  # the first five: what the pages of public filings show depends on
 
 
 def version(connection: Connection) -> tuple:
-    """What the public library is now, in one query of index lookups: the decision log's size, the newest
-    lifecycle step, the newest audit job and how many are open (a job queued raises the first, one finishing
-    lowers the second), the number of cities, and the number of rows in the library's index (rebuilt by
-    ``registry library reindex``)."""
+    """What the registry's public pages show now, in one query of index lookups. The public part: the decision
+    log's size, the newest re-audit and how many are open (one queued raises the first, one finishing lowers the
+    second: together they see every re-audit that finishes), the number of cities, and the number of rows in the
+    library's index (rebuilt by ``registry library reindex``). Then the newest lifecycle step of any filing, the
+    newest audit job and how many are open."""
     return tuple(connection.exec_driver_sql(_VERSION_SQL).one())
+
+
+def public(reading: tuple) -> tuple:
+    """The public part of a :func:`version` reading: what a page showing public filings only is kept under."""
+    return reading[:PUBLIC_PARTS]
 
 
 VERSION_MAX_AGE = 1.0

@@ -238,7 +238,7 @@ def _api_list():
 def api_standings():
     """Each city's light (red, yellow, green), the counts behind it, and the rules that give it."""
     now = utcnow()
-    return page_cache.serve(lambda _csrf_token: _api_standings(now), now=now)
+    return page_cache.serve(lambda _csrf_token: _api_standings(now), now=now, every_step=True)
 
 
 def _api_standings(now):
@@ -286,7 +286,7 @@ def _api_entry(filing_number: str):
 @allow(PUBLIC)
 def standings_page():
     now = utcnow()
-    return page_cache.serve(lambda csrf_token: _standings_page(now, csrf_token), now=now)
+    return page_cache.serve(lambda csrf_token: _standings_page(now, csrf_token), now=now, every_step=True)
 
 
 def _standings_page(now, csrf_token):

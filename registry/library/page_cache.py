@@ -56,6 +56,7 @@ _PACK_LEVEL = 1
 # are also kept as they are, in a quarter of the size (a quarter of readers' pages take most of their asks).
 _UNPACKED_SHARE = 4
 _SHARED = "registry.library.shared_pages"  # the app.extensions key of the machine's shared pages
+_EVERY_STEP = "registry.page_cache.every_step"  # the app.extensions key of the paths of every_step pages
 
 
 def placeholder() -> str:
@@ -73,8 +74,16 @@ def _max_bytes(app: Flask) -> int:
 
 
 def library_version(app: Flask) -> tuple:
-    """The library's version now, as the page cache reads it (at most once a second, at once after a commit)."""
-    return _store(app).clock.now()
+    """The version of the public filings' pages now (registry.library.cache.public), as the page cache reads it (at
+    most once a second, at once after a commit)."""
+    return cache.public(_store(app).clock.now())
+
+
+def _current(app: Flask, path: str) -> tuple:
+    """The version a page at ``path`` is kept under: the whole one for the pages that count filings not yet public
+    (:func:`serve`'s ``every_step``), the public part for the rest."""
+    reading = _store(app).clock.now()
+    return reading if path in app.extensions.get(_EVERY_STEP, ()) else cache.public(reading)
 
 
 def _store(app: Flask) -> cache.PageCache:
@@ -174,14 +183,19 @@ def holds_until(moment: datetime | None) -> None:
         request.environ[_UNTIL] = moment if earlier is None else min(earlier, moment)
 
 
-def serve(build: Callable[[Callable[[], str]], object], *, now: datetime | None = None) -> Response:
+def serve(
+    build: Callable[[Callable[[], str]], object], *, now: datetime | None = None, every_step: bool = False
+) -> Response:
     """The answer ``build(csrf_token)`` makes, from the cache when it holds one made at the library's current
     version within the ttl (and before the moment it holds until: :func:`holds_until`, compared with ``now``, the
     view's time). ``build`` renders with the ``csrf_token`` it is given (pass it to render_template as
-    csrf_token)."""
+    csrf_token). ``every_step``: the page counts filings that are not public yet, and is made again after any
+    step of any filing (registry.library.cache); other pages only when a public filing changes."""
     if not _cacheable():
         return make_response(build(generate_csrf))
-    current = _store(current_app).clock.now()
+    if every_step:
+        current_app.extensions.setdefault(_EVERY_STEP, set()).add(request.environ.get("PATH_INFO", ""))
+    current = _current(current_app, request.environ.get("PATH_INFO", ""))
     key = _key(request.environ, request.cookies)
     hit = _lookup(current_app, key, current, now or utcnow())
     if hit is not None:
@@ -230,7 +244,7 @@ class FrontCache:
         reader = self.sessions.anonymous_reader(cookies)
         if reader is None:
             return None
-        hit = _lookup(self.app, _key(environ, cookies), _store(self.app).clock.now(), utcnow())
+        hit = _lookup(self.app, _key(environ, cookies), _current(self.app, environ.get("PATH_INFO", "")), utcnow())
         if hit is None:
             return None
         status, headers, body = hit
