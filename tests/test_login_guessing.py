@@ -392,3 +392,27 @@ def test_concurrent_wrong_passwords_are_all_counted_and_no_more_than_the_limit_a
     session.expire_all()
     throttle = session.get(LoginThrottle, "zhengzhou")
     assert throttle.failures == 5 and throttle.locked_until is not None
+
+
+def test_a_name_not_tried_for_a_day_is_forgotten_unless_it_is_locked(unlimited, session, clock):
+    unlimited.config["LOGIN_LOCKOUT_MINUTES"] = 3 * 24 * 60  # a lock that outlasts the day
+    visitor = Visitor(unlimited)
+    for _ in range(2):
+        visitor.login("nobody-old", WRONG)
+    for _ in range(5):
+        visitor.login("nobody-locked", WRONG)
+    clock.advance(hours=12)
+    visitor.login("nobody-recent", WRONG)
+    clock.advance(hours=12, minutes=1)  # a day and a minute after the first two names were last tried
+
+    visitor.login("zhengzhou", WRONG)  # any attempt forgets what is stale
+
+    session.expire_all()
+    kept = {row.username: row for row in session.exec(select(LoginThrottle))}
+    assert "nobody-old" not in kept
+    assert kept["nobody-locked"].failures == 5 and kept["nobody-locked"].locked_until is not None
+    assert kept["nobody-recent"].failures == 1 and kept["zhengzhou"].failures == 1
+    clock.advance(days=3)  # the lock has passed and the name has not been tried since: forgotten too
+    visitor.login("zhengzhou", PASSWORD)
+    session.expire_all()
+    assert set(session.exec(select(LoginThrottle.username)).all()) == {"zhengzhou"}

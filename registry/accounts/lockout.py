@@ -8,6 +8,10 @@ name: concurrent guesses queue on the row (PostgreSQL re-reads it after the lock
 a time), so no more than ``failures`` of them are ever checked, however many arrive at once. A success then
 clears the count. The caller commits the claim before it checks the password, so the count stands even if the
 check never finishes, and no lock is held while the password is hashed.
+
+A name that is not locked is forgotten a day after its last attempt (:data:`FORGET_AFTER`): each attempt removes
+up to :data:`FORGET_BATCH` such rows as it adds its own, so the table holds about the names tried in the last day,
+however many names are guessed — not one row for every name ever tried.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from registry.db import UTCDateTime
 from registry.db import utcnow as _utcnow
 
 NAME_LENGTH = 64
+FORGET_AFTER = timedelta(days=1)  # far longer than any lock: a count this old says nothing about a guesser now
+FORGET_BATCH = 100
 
 
 def utcnow() -> datetime:
@@ -64,6 +70,7 @@ def claim_attempt(*, session: Session, username: str, policy: Policy) -> Claim:
     now = utcnow()
     table = LoginThrottle.__table__
     name = key(username)
+    _forget_stale(session, now)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
         insert(table).values(username=name, failures=0, locked_until=None, updated_at=now).on_conflict_do_nothing()
@@ -83,6 +90,23 @@ def claim_attempt(*, session: Session, username: str, policy: Policy) -> Claim:
         return Claim(admitted=True, locked_until=row.locked_until)
     locked_until = session.execute(sa.select(table.c.locked_until).where(table.c.username == name)).scalar_one()
     return Claim(admitted=False, locked_until=locked_until)
+
+
+def _forget_stale(session: Session, now: datetime) -> None:
+    """Remove up to FORGET_BATCH names whose last attempt is older than FORGET_AFTER and that are not locked now
+    (found on the index of ``updated_at``)."""
+    table = LoginThrottle.__table__
+    stale = (
+        sa.select(table.c.username)
+        .where(
+            table.c.updated_at < sa.bindparam("stale_before", now - FORGET_AFTER, type_=UTCDateTime),
+            sa.or_(table.c.locked_until.is_(None), table.c.locked_until <= now),
+        )
+        .order_by(table.c.updated_at)
+        .limit(FORGET_BATCH)
+        .with_for_update(skip_locked=True)  # PostgreSQL: rows another attempt is removing are left to it
+    )
+    session.execute(sa.delete(table).where(table.c.username.in_(stale.scalar_subquery())))
 
 
 def clear(*, session: Session, username: str) -> bool:

@@ -111,4 +111,5 @@ class LoginThrottle(SQLModel, table=True):
     username: str = Field(primary_key=True, max_length=64)
     failures: int = 0  # attempts counted since the last success, unlock or expired lock (an attempt counts first)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The last attempt, success or unlock: a name not locked is forgotten a day after it (migration 0012's index).
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
