@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_login import LoginManager, current_user
 
+from registry.accounts import bad_tokens, trail
 from registry.accounts import service as accounts
 from registry.authz import ANONYMOUS, PUBLIC, Actor, may_call
 from registry.errors import Forbidden, Unauthenticated
@@ -67,6 +68,15 @@ def _load_login(token: str):
     return LoginUser(user, token) if user is not None else None
 
 
+def client_address() -> str:
+    """The client's address: the connection's, or the one the trusted reverse proxies name (RATELIMIT_PROXY_HOPS)."""
+    hops = int(current_app.config.get("RATELIMIT_PROXY_HOPS") or 0)
+    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.remote_addr or "unknown"
+
+
 def _bearer_actor() -> Actor | None:
     header = request.headers.get("Authorization", "")
     if not header:
@@ -76,7 +86,7 @@ def _bearer_actor() -> Actor | None:
         raise Unauthenticated("Use 'Authorization: Bearer <token>'.", code="bad_authorization_header")
     user = accounts.user_for_token(session=db(), token=token.strip())
     if user is None:
-        raise Unauthenticated("The API token is unknown or revoked.", code="bad_token")
+        bad_tokens.refuse(trail.Client(address=client_address(), user_agent=request.headers.get("User-Agent")))
     db().commit()  # keep last_used_at
     return accounts.actor_for(user, via_token=True)
 

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, object] = {
     "PROXY_HOPS": 0,
     "CONCERN_RATE_LIMIT": "5 per hour;20 per day",  # concerns one address may send (every attempt counts)
     "LOGIN_RATE_LIMIT": "10 per minute;100 per hour",  # login attempts one address may make (every POST counts)
+    "TOKEN_FAILURE_RATE_LIMIT": "10 per minute;100 per hour",  # unknown API tokens one address may send (then 429)
     # Account lockout: this many consecutive failed logins for one user name lock it for this many minutes.
     "LOGIN_LOCKOUT_FAILURES": 5,
     "LOGIN_LOCKOUT_MINUTES": 15,

@@ -67,6 +67,12 @@ class IllegalTransition(Conflict):
     allowed_actions: tuple[str, ...] = ()
 
 
+class TooManyRequests(DomainError):
+    """Too many attempts from one address; ``extra["retry_after"]``: seconds until it may try again."""
+
+    status = 429
+
+
 class ServiceUnavailable(DomainError):
     """The registry is not set up to do this now (e.g. no signing key for the decision log); nothing was changed."""
 

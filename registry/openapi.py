@@ -39,11 +39,12 @@ def _op(
     idempotent: bool = False,
 ) -> dict:
     op: dict = {"summary": summary, "tags": tags, "responses": dict(responses)}
-    for status in ("400", "401", "403", "404", "409", "413", "415", "422", "503"):  # 503: the database is away
+    # 429: too many unknown tokens from the caller's address (registry.access); 503: the database is away.
+    for status in ("400", "401", "403", "404", "409", "413", "415", "422", "429", "503"):
         op["responses"].setdefault(status, PROBLEM)
     if not security:
         op["security"] = []
-        for status in ("401", "403", "409", "413", "415"):
+        for status in ("401", "403", "409", "413", "415", "429"):
             op["responses"].pop(status, None)
     params = list(parameters or [])
     if idempotent:

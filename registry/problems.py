@@ -42,6 +42,8 @@ def from_domain_error(error: DomainError) -> Response:
     response = problem(error.status, _TITLES.get(error.status, "Error"), error.message, code=error.code, **extensions)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
+    if "retry_after" in error.extra:
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
     return response
 
 

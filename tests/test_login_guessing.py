@@ -416,3 +416,44 @@ def test_a_name_not_tried_for_a_day_is_forgotten_unless_it_is_locked(unlimited, 
     visitor.login("zhengzhou", PASSWORD)
     session.expire_all()
     assert set(session.exec(select(LoginThrottle.username)).all()) == {"zhengzhou"}
+
+
+# --- API tokens nobody has -----------------------------------------------------------------------------------------
+
+
+def _with_token(app, token: str, address: str):
+    return app.test_client().get(
+        "/api/v1/filings",
+        headers={"Authorization": f"Bearer {token}", "User-Agent": "pipeline/2.0"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_an_unknown_api_token_is_refused_and_recorded_without_the_token(app, session, token_for):
+    guessed = "rgt_" + "x" * 40
+    answer = _with_token(app, guessed, "198.51.100.7")
+    assert answer.status_code == 401 and answer.get_json()["type"].endswith(":bad_token")
+    session.expire_all()
+    events = session.exec(select(LoginEvent).where(LoginEvent.outcome == "bad_token")).all()
+    assert [(e.client_address, e.user_agent, e.username) for e in events] == [("198.51.100.7", "pipeline/2.0", "")]
+    assert all(guessed[4:12] not in str(value) for e in events for value in (e.username, e.user_agent))  # not kept
+    assert _with_token(app, token_for("zhengzhou"), "198.51.100.7").status_code == 200  # a real one: nothing noted
+    session.expire_all()
+    assert len(session.exec(select(LoginEvent).where(LoginEvent.outcome == "bad_token")).all()) == 1
+
+
+def test_an_address_sending_too_many_unknown_tokens_gets_429_and_fills_no_more_of_the_trail(app, session, token_for):
+    app.config["TOKEN_FAILURE_RATE_LIMIT"] = "3 per minute"
+    answers = [_with_token(app, f"rgt_guess{n}", "203.0.113.9") for n in range(5)]
+    assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+    refused = answers[-1]
+    assert refused.mimetype == "application/problem+json" and refused.get_json()["type"].endswith(
+        ":too_many_bad_tokens"
+    )
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    session.expire_all()
+    recorded = session.exec(select(LoginEvent).where(LoginEvent.outcome == "bad_token")).all()
+    assert [e.client_address for e in recorded] == ["203.0.113.9"] * 3
+    # Another address is counted on its own; a real token from the limited address still works.
+    assert _with_token(app, "rgt_other", "203.0.113.10").status_code == 401
+    assert _with_token(app, token_for("zhengzhou"), "203.0.113.9").status_code == 200

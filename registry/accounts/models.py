@@ -83,6 +83,7 @@ class LoginOutcome(StrEnum):
     RATE_LIMITED = "rate_limited"  # refused unchecked: too many attempts from this address
     LOGOUT = "logout"
     UNLOCKED = "unlocked"  # an administrator lifted a lock (`registry users unlock`)
+    BAD_TOKEN = "bad_token"  # noqa: S105 - an outcome's name: an API token nobody has (unknown or revoked)
 
 
 class LoginEvent(SQLModel, table=True):

@@ -15,14 +15,13 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from registry.access import LoginUser, allow, current_actor
+from registry.access import LoginUser, allow, client_address, current_actor
 from registry.accounts import lockout, trail
 from registry.accounts import login as login_attempts
 from registry.accounts import service as accounts
 from registry.accounts.models import LoginOutcome
 from registry.authz import PUBLIC
 from registry.errors import DomainError
-from registry.library.concern_views import client_address
 from registry.request_db import db
 from registry.web import local_target, render_error
 
@@ -176,6 +175,7 @@ def _outcome_labels() -> dict[str, str]:
         LoginOutcome.RATE_LIMITED: _("Refused: too many attempts from the address"),
         LoginOutcome.LOGOUT: _("Logged out"),
         LoginOutcome.UNLOCKED: _("Unlocked by an administrator"),
+        LoginOutcome.BAD_TOKEN: _("Refused: unknown or revoked API token"),
     }
 
 

@@ -17,7 +17,7 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 
 from registry import problems
-from registry.access import allow, current_actor
+from registry.access import allow, client_address, current_actor
 from registry.authz import PUBLIC
 from registry.cities import service as cities
 from registry.errors import ValidationFailed
@@ -32,15 +32,6 @@ SENT = "concern_sent"  # session key: the filing number and reference of the con
 
 
 # --- the rate limit ----------------------------------------------------------------------------------------------
-
-
-def client_address() -> str:
-    """The client's address: the connection's, or the one the trusted reverse proxies name (RATELIMIT_PROXY_HOPS)."""
-    hops = int(current_app.config.get("RATELIMIT_PROXY_HOPS") or 0)
-    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
-    if hops and len(forwarded) >= hops:
-        return forwarded[-hops]
-    return request.remote_addr or "unknown"
 
 
 def init_rate_limits(app) -> Limiter:
