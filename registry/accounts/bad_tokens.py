@@ -4,7 +4,8 @@ is answered 429 with Retry-After, and nothing more is recorded until its window 
 pipeline left with a revoked token, neither fills the trail nor gets more tries.
 
 Counted with the app's rate limiter (registry.library.concern_views.init_rate_limits: memory, or the shared
-RATELIMIT_STORAGE_URL). When that storage cannot be reached the token is refused 401 unrecorded.
+RATELIMIT_STORAGE_URL). When that storage cannot be reached the token is refused 401 unrecorded; with rate limits
+turned off (``RATELIMIT_ENABLED=false``) every one is recorded.
 """
 
 from __future__ import annotations
