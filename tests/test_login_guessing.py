@@ -436,7 +436,8 @@ def test_an_unknown_api_token_is_refused_and_recorded_without_the_token(app, ses
     session.expire_all()
     events = session.exec(select(LoginEvent).where(LoginEvent.outcome == "bad_token")).all()
     assert [(e.client_address, e.user_agent, e.username) for e in events] == [("198.51.100.7", "pipeline/2.0", "")]
-    assert all(guessed[4:12] not in str(value) for e in events for value in (e.username, e.user_agent))  # not kept
+    kept = " ".join(str(getattr(e, column)) for e in events for column in LoginEvent.model_fields)
+    assert "xxxxxxxx" not in kept  # no part of the token, in any column
     assert _with_token(app, token_for("zhengzhou"), "198.51.100.7").status_code == 200  # a real one: nothing noted
     session.expire_all()
     assert len(session.exec(select(LoginEvent).where(LoginEvent.outcome == "bad_token")).all()) == 1
